@@ -2,7 +2,7 @@
 # targets with plain add_library/add_executable and do not include
 # HandleLLVMOptions: it would impose -fno-exceptions on the whole tree, and the
 # MLIR-free parts (runtime, config reader) use exceptions internally.
-find_package(MLIR REQUIRED CONFIG)
+find_package(MLIR REQUIRED CONFIG HINTS /usr/lib/llvm-19/lib/cmake/mlir)
 message(STATUS "Using MLIR ${LLVM_PACKAGE_VERSION} from ${MLIR_DIR}")
 
 set(LLVM_RUNTIME_OUTPUT_INTDIR ${CMAKE_BINARY_DIR}/bin)
@@ -12,6 +12,8 @@ list(APPEND CMAKE_MODULE_PATH "${MLIR_CMAKE_DIR}" "${LLVM_CMAKE_DIR}")
 include(TableGen)
 include(AddLLVM)
 include(AddMLIR)
+include_directories(SYSTEM ${LLVM_INCLUDE_DIRS} ${MLIR_INCLUDE_DIRS})
+find_package(Python3 REQUIRED COMPONENTS Interpreter)
 
 # libMLIR.so (one shared library; small binaries, fast links, no duplicate
 # static registrations).
@@ -19,7 +21,6 @@ set(HALO_MLIR_LIBS MLIR LLVM)
 
 # Applied to every target that includes MLIR headers.
 function(halo_mlir_target target)
-  target_include_directories(${target} SYSTEM PUBLIC ${LLVM_INCLUDE_DIRS} ${MLIR_INCLUDE_DIRS})
   separate_arguments(_defs NATIVE_COMMAND "${LLVM_DEFINITIONS}")
   target_compile_options(${target} PRIVATE ${_defs} -Wno-deprecated-declarations)
   target_link_libraries(${target} PUBLIC ${HALO_MLIR_LIBS})

@@ -1,0 +1,22 @@
+//===- Pipeline.cpp - haloc's stages and the passes between them ----------===//
+#include "compiler/pipeline/Pipeline.h"
+
+#include "passes/Passes.h"
+
+namespace halo {
+
+void buildPipeline(mlir::PassManager &pm, Stage stopAfter) {
+  if (stopAfter == Stage::Halo)
+    return;
+  // Differentiate first: placement must see all three GEMMs of each linear.
+  pm.addPass(createHaloAutodiff());
+  if (stopAfter == Stage::Train)
+    return;
+  // The level and precision come from the module's halo.placement attribute,
+  // which haloc fills from the model file and its --level/--precision flags.
+  pm.addPass(createHaloPlaceRotations());
+  // Merge the forward's rotated 8-bit operands into the backward GEMMs.
+  pm.addPass(createHaloSimplify());
+}
+
+} // namespace halo

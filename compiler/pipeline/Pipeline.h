@@ -1,0 +1,21 @@
+//===- Pipeline.h - haloc's stages and the passes between them -*- C++ -*-===//
+#ifndef HALO_COMPILER_PIPELINE_PIPELINE_H
+#define HALO_COMPILER_PIPELINE_PIPELINE_H
+
+#include "mlir/Pass/PassManager.h"
+
+namespace halo {
+
+/// The stages haloc can stop after, in pipeline order.
+enum class Stage {
+  Halo,   // the frontend's forward graph
+  Train,  // + halo-autodiff: @train_step
+  Placed, // + halo-place-rotations, halo-simplify
+};
+
+/// Adds the passes that take the frontend's forward graph to `stopAfter`.
+void buildPipeline(mlir::PassManager &pm, Stage stopAfter);
+
+} // namespace halo
+
+#endif // HALO_COMPILER_PIPELINE_PIPELINE_H

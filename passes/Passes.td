@@ -1,0 +1,79 @@
+//===- Passes.td - halo passes ------------------------------*- tablegen -*-===//
+#ifndef HALO_PASSES_TD
+#define HALO_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def HaloAutodiff : Pass<"halo-autodiff", "::mlir::ModuleOp"> {
+  let summary = "Build @train_step: forward, loss, reverse-mode gradients and AdamW";
+  let description = [{
+    Reads `@forward` (parameters are the arguments carrying `halo.param`) and the
+    module's `halo.train` dictionary, and adds `@train_step`, which takes the
+    token batch, the 1-based step, FP32 master weights and AdamW moments, and
+    returns loss, grad-norm, learning rate and the updated weights and moments.
+
+    The forward body is cloned with BF16 compute copies of the master weights
+    (halo.cast), then every op's vector-Jacobian product is emitted in reverse
+    order. Each linear layer becomes its three GEMMs, tagged with the layer name
+    and role (fwd, bwd_input, bwd_weight) for halo-place-rotations. Weight
+    gradients are FP32; activation gradients keep the activation type.
+    Parameters marked `halo.frozen` get no gradient and no optimizer state.
+
+    Before:
+    ```mlir
+    func.func @forward(%tokens, %targets, %w {halo.param = "..."}) -> tensor<f32>
+    ```
+    After, in addition:
+    ```mlir
+    func.func @train_step(%tokens, %targets, %step, %w_master, %w_exp_avg, %w_exp_avg_sq)
+        -> (loss, grad_norm, lr, %w_new, %exp_avg_new, %exp_avg_sq_new)
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
+}
+
+def HaloPlaceRotations : Pass<"halo-place-rotations", "::mlir::ModuleOp"> {
+  let summary = "Rewrite each linear layer's three GEMMs per the HALO level or per-matmul table";
+  let description = [{
+    For every `halo.matmul` with a `layer` and `role`, rotates and quantizes
+    its operands as the table says (side relative to the operand's own layout)
+    and undoes rotations on free dimensions on the output. Reduction-dimension
+    rotations are emitted as an H / H^T pair so they cancel in exact arithmetic;
+    a reduction rotation on one operand only is an error naming the layer,
+    matmul and operand. Both operands quantized gives `halo.qmatmul`; one
+    quantized operand is simulated with quantize + dequantize.
+
+    The table comes from the module's `halo.placement` attribute unless the
+    `level`/`precision` options are given. `lm_head` stays BF16.
+
+    HALO-1, forward of one linear:
+    ```mlir
+    %xh = halo.hadamard %x {side = #halo.side<right>}
+    %xq, %xs = halo.quantize %xh {granularity = #halo.granularity<tensor>}
+    %wh = halo.hadamard %w {side = #halo.side<right>}
+    %wq, %ws = halo.quantize %wh {granularity = #halo.granularity<tensor>}
+    %y = halo.qmatmul %xq, %xs, %wq, %ws {transpose_b, role = #halo.role<fwd>, ...}
+    ```
+  }];
+  let options = [
+    Option<"level", "level", "int", "-1",
+           "HALO level 0|1|2 (-1: take the module's halo.placement)">,
+    Option<"precision", "precision", "std::string", "\"\"",
+           "fp8|int8|bf16 (empty: take the module's halo.placement)">,
+  ];
+}
+
+def HaloSimplify : Pass<"halo-simplify", "::mlir::ModuleOp"> {
+  let summary = "Cancel H H^T pairs, share repeated rotations/quantizations, drop dead values";
+  let description = [{
+    - hadamard(hadamard(x, side, t), side, !t) -> x (the rotations cancel);
+    - identical hadamard / quantize of one value are merged, so HALO-1/2's
+      backward GEMMs reuse the forward's 8-bit rotated operands and HALO-0/1
+      share one Q(E) between the two backward GEMMs;
+    - ops whose results are unused are removed (the BF16 activations that only
+      fed quantized GEMMs are not kept for the backward pass).
+    Transposes never appear as ops: autodiff writes them as GEMM layout flags.
+  }];
+}
+
+#endif // HALO_PASSES_TD
