@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The main job: install dependencies, build, compile the tiny example model and
+# train it. Trains on the CPU (the GPU backend is not built yet; see README).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+bash scripts/build.sh
+build="${HALO_BUILD_DIR:-build}"
+model="${1:-examples/tiny.json}"
+"$build/bin/haloc" "$model" -o "$build/tiny.halo"
+"$build/bin/halo-run" "$build/tiny.halo" --device cpu --data examples/data/tiny.bin \
+  --metrics "$build/tiny-metrics.jsonl"
+echo "metrics: $build/tiny-metrics.jsonl"
