@@ -1,0 +1,51 @@
+//===- Float8.h - Bit-exact 8/16-bit conversions, quantization -*- C++ -*-===//
+//
+// Host reference conversions that the oracle and the CPU paths share with the
+// CUDA kernels: FP8 E4M3 ("fn", saturating like __NV_SATFINITE), BF16 (RNE,
+// every NaN becomes 0x7FFF like cuda_bf16's host __float2bfloat16) and INT8
+// (ties to even, clamp to +-127). They are bit-exact against the CUDA headers
+// and never depend on the FPU rounding mode. The scale rule is shared too:
+// a per-tensor scale is absmax / qmax by IEEE division, and 1 whenever that
+// is not a finite positive number, so absmax = 0 never yields NaN.
+//
+//===----------------------------------------------------------------------===//
+#ifndef HALO_RUNTIME_NUMERICS_FLOAT8_H
+#define HALO_RUNTIME_NUMERICS_FLOAT8_H
+
+#include <cstdint>
+
+namespace halo::numerics {
+
+/// Float -> FP8 E4M3 code, round to nearest even. |x| >= 464 (including
+/// infinity) saturates to +-448 (0x7E/0xFE); every NaN becomes 0x7F, the
+/// positive canonical NaN CUDA produces. Tiny negatives give -0 (0x80).
+uint8_t floatToE4M3(float x);
+/// FP8 E4M3 code -> float (exact). 0x7F and 0xFF decode to a quiet NaN.
+float e4m3ToFloat(uint8_t code);
+
+/// Float -> BF16 bits, round to nearest even; overflow rounds to infinity.
+uint16_t floatToBF16(float x);
+/// BF16 bits -> float (exact).
+float bf16ToFloat(uint16_t bits);
+/// x rounded to the nearest BF16 value, as a float.
+float roundToBF16(float x);
+
+/// Float -> INT8, round half to even, clamped to [-127, 127]; NaN gives 0.
+int8_t floatToInt8(float x);
+
+enum class QuantFormat { FP8E4M3, INT8 };
+
+/// Largest code magnitude of the format: 448 (FP8 E4M3) or 127 (INT8).
+float quantMax(QuantFormat format);
+/// Symmetric per-tensor scale: absmax / quantMax(format) when that quotient is
+/// finite and positive; otherwise (absmax zero, negative, NaN, infinite, or so
+/// small that the quotient underflows) 1, so that x / scale stays finite.
+float quantScale(float absmax, QuantFormat format);
+/// The code of x / scale as a float: e4m3ToFloat(floatToE4M3(x / scale)) or
+/// float(floatToInt8(x / scale)). The dequantized value is this times scale;
+/// the oracle applies both operand scales after the 8-bit matmul.
+float quantizeValue(float x, float scale, QuantFormat format);
+
+} // namespace halo::numerics
+
+#endif // HALO_RUNTIME_NUMERICS_FLOAT8_H
