@@ -16,6 +16,8 @@
 #include "mlir/IR/Builders.h"
 #include "llvm/ADT/StringExtras.h"
 
+#include <nlohmann/json.hpp>
+
 using namespace mlir;
 
 namespace halo::frontend {
@@ -87,8 +89,9 @@ Value LlamaBuilder::decoderLayer(Value h, int64_t layer) {
   Value k = linear(n, attn + ".k_proj", m.kvDim());
   Value v = linear(n, attn + ".v_proj", m.kvDim());
   auto rope = [&](Value x) -> Value {
-    return b.create<RopeOp>(loc(attn + ".rotary_emb"), x.getType(), x, t.seqLen, m.headDim,
-                            b.getF64FloatAttr(m.ropeTheta), /*inverse=*/false);
+    return b.create<RopeOp>(loc(attn + ".rotary_emb"), x.getType(), x,
+                            b.getI64IntegerAttr(t.seqLen), b.getI64IntegerAttr(m.headDim),
+                            b.getF64FloatAttr(m.ropeTheta), /*inverse=*/UnitAttr());
   };
   q = rope(q);
   k = rope(k);
@@ -153,7 +156,9 @@ OwningOpRef<ModuleOp> LlamaBuilder::build() {
   fileName = cfg.sourcePath.empty() ? "<model>" : cfg.sourcePath;
   tokens = cfg.train.tokensPerStep();
   OwningOpRef<ModuleOp> module = ModuleOp::create(loc(fileName));
-  (*module)->setAttr("halo.model_config", b.getStringAttr(toJson(cfg)));
+  // Compact JSON keeps the IR dump readable; the runtime re-reads it.
+  (*module)->setAttr("halo.model_config",
+                     b.getStringAttr(nlohmann::json::parse(toJson(cfg)).dump()));
   (*module)->setAttr("halo.train", trainAttr());
   (*module)->setAttr("halo.placement", placementAttr());
 
