@@ -11,6 +11,7 @@
 
 #include "mlir/IR/IRMapping.h"
 #include "llvm/ADT/DenseSet.h"
+#include "llvm/ADT/TypeSwitch.h"
 
 namespace halo {
 #define GEN_PASS_DEF_HALOAUTODIFF
@@ -189,8 +190,8 @@ LogicalResult TrainStepBuilder::emitVjp(Operation *op) {
             loc, a.getQ().getType(), a.getK().getType(), a.getV().getType(), a.getQ(), a.getK(),
             a.getV(), a.getResult(), a.getLse(), dy, a.getBatchAttr(), a.getSeqLenAttr(),
             a.getNumHeadsAttr(), a.getNumKvHeadsAttr(), a.getHeadDimAttr());
-        for (auto [primal, g] : llvm::zip(ValueRange{a.getQ(), a.getK(), a.getV()},
-                                          grad.getResults()))
+        Value primals[] = {a.getQ(), a.getK(), a.getV()};
+        for (auto [primal, g] : llvm::zip(primals, grad.getResults()))
           if (needsGrad(primal))
             accumulate(loc, primal, g);
         return success();

@@ -136,7 +136,7 @@ private:
   }
   /// quantize -> (data, scale); nullptr when the operand stays unquantized.
   std::pair<Value, Value> quantize(Location loc, Value v, fe::QuantGranularity g);
-  Type quantType() const {
+  Type quantType() {
     return placement.precision == fe::Precision::INT8 ? Type(b.getIntegerType(8))
                                                       : Type(b.getType<Float8E4M3FNType>());
   }

@@ -8,6 +8,7 @@
 #ifndef HALO_COMPILER_EXPORT_PROGRAMEXPORT_H
 #define HALO_COMPILER_EXPORT_PROGRAMEXPORT_H
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
 
 #include <nlohmann/json.hpp>

@@ -14,6 +14,7 @@
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
@@ -57,7 +58,6 @@ int main(int argc, char **argv) {
   mlir::registerMLIRContextCLOptions();
   mlir::registerPassManagerCLOptions();
   mlir::registerDefaultTimingManagerCLOptions();
-  cl::HideUnrelatedOptions({&haloCategory, &mlir::getPassManagerCategory()});
   cl::ParseCommandLineOptions(
       argc, argv,
       "haloc: compile a LLaMA model description into a HALO low-precision training "
@@ -82,14 +82,14 @@ int main(int argc, char **argv) {
 
   mlir::MLIRContext context;
   mlir::OwningOpRef<mlir::ModuleOp> module = frontend::buildForwardModule(context, *config);
-  if (failed(mlir::verify(*module)))
+  if (mlir::failed(mlir::verify(*module)))
     return fail("internal error: the frontend built invalid IR (please report)");
 
   mlir::PassManager pm(&context);
-  if (failed(mlir::applyPassManagerCLOptions(pm)))
+  if (mlir::failed(mlir::applyPassManagerCLOptions(pm)))
     return fail("invalid pass-manager options");
   buildPipeline(pm, emitStage);
-  if (failed(pm.run(*module)))
+  if (mlir::failed(pm.run(*module)))
     return 1; // The failing pass has printed its diagnostic.
 
   std::string error;

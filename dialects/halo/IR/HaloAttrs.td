@@ -12,7 +12,9 @@ def Halo_HadamardSide : I32EnumAttr<"HadamardSide",
   let genSpecializedAttr = 0;
   let cppNamespace = "::halo";
 }
-def Halo_HadamardSideAttr : EnumAttr<Halo_Dialect, Halo_HadamardSide, "side">;
+def Halo_HadamardSideAttr : EnumAttr<Halo_Dialect, Halo_HadamardSide, "side"> {
+  let assemblyFormat = "`<` $value `>`";
+}
 
 def Halo_GranTensor : I32EnumAttrCase<"tensor", 0>;
 def Halo_GranRow : I32EnumAttrCase<"row", 1>;
@@ -23,7 +25,9 @@ def Halo_Granularity : I32EnumAttr<"Granularity",
   let genSpecializedAttr = 0;
   let cppNamespace = "::halo";
 }
-def Halo_GranularityAttr : EnumAttr<Halo_Dialect, Halo_Granularity, "granularity">;
+def Halo_GranularityAttr : EnumAttr<Halo_Dialect, Halo_Granularity, "granularity"> {
+  let assemblyFormat = "`<` $value `>`";
+}
 
 def Halo_RoleFwd : I32EnumAttrCase<"fwd", 0>;
 def Halo_RoleBwdInput : I32EnumAttrCase<"bwd_input", 1>;
@@ -34,7 +38,9 @@ def Halo_MatmulRole : I32EnumAttr<"MatmulRole",
   let genSpecializedAttr = 0;
   let cppNamespace = "::halo";
 }
-def Halo_MatmulRoleAttr : EnumAttr<Halo_Dialect, Halo_MatmulRole, "role">;
+def Halo_MatmulRoleAttr : EnumAttr<Halo_Dialect, Halo_MatmulRole, "role"> {
+  let assemblyFormat = "`<` $value `>`";
+}
 
 def Halo_SchedConstant : I32EnumAttrCase<"constant", 0>;
 def Halo_SchedLinear : I32EnumAttrCase<"linear", 1>;
@@ -45,6 +51,8 @@ def Halo_LrSchedule : I32EnumAttr<"LrSchedule",
   let genSpecializedAttr = 0;
   let cppNamespace = "::halo";
 }
-def Halo_LrScheduleAttr : EnumAttr<Halo_Dialect, Halo_LrSchedule, "schedule">;
+def Halo_LrScheduleAttr : EnumAttr<Halo_Dialect, Halo_LrSchedule, "schedule"> {
+  let assemblyFormat = "`<` $value `>`";
+}
 
 #endif // HALO_ATTRS_TD

@@ -1,0 +1,76 @@
+// RUN: halo-opt %s -split-input-file -verify-diagnostics --halo-autodiff | FileCheck %s
+
+// Tests the train_step of a one-linear model: signature (inputs, step, FP32
+// master weights, AdamW moments), the linear's three GEMMs with their roles,
+// FP32 weight gradients, clipping, the schedule and one AdamW per parameter.
+module attributes {halo.train = {lr = 1.0e-3 : f64, warmup_steps = 2 : i64, total_steps = 10 : i64,
+    schedule = "linear", beta1 = 0.9 : f64, beta2 = 0.95 : f64, eps = 1.0e-8 : f64,
+    weight_decay = 0.1 : f64, grad_clip = 1.0 : f64}} {
+func.func @forward(%tok: tensor<8xi32> {halo.input = "tokens"}, %tgt: tensor<8xi32> {halo.input = "targets"},
+                   %emb: tensor<16x12xbf16> {halo.param = "embed", halo.init = "normal"},
+                   %w: tensor<16x12xbf16> {halo.param = "head", halo.init = "normal"}) -> tensor<f32> {
+  %h = halo.embedding %tok, %emb : (tensor<8xi32>, tensor<16x12xbf16>) -> tensor<8x12xbf16>
+  %y = halo.linear %h, %w {layer = "head"} : (tensor<8x12xbf16>, tensor<16x12xbf16>) -> tensor<8x16xbf16>
+  %l = halo.cross_entropy %y, %tgt : (tensor<8x16xbf16>, tensor<8xi32>) -> tensor<f32>
+  return %l : tensor<f32>
+}
+}
+// The forward function is kept as is (for evaluation).
+// CHECK: func.func @forward
+// CHECK: halo.linear
+// CHECK: func.func @train_step(%[[TOK:[^ ,:)]+]]: tensor<8xi32> {halo.input = "tokens"}, %[[TGT:[^ ,:)]+]]: tensor<8xi32> {halo.input = "targets"}, %[[STEP:[^ ,:)]+]]: tensor<i32> {halo.input = "step"},
+// CHECK-SAME: %[[EMB:[^ ,:)]+]]: tensor<16x12xf32> {halo.init = "normal", halo.param = "embed", halo.state = "param"}, %[[W:[^ ,:)]+]]: tensor<16x12xf32> {halo.init = "normal", halo.param = "head", halo.state = "param"},
+// CHECK-SAME: %[[M1:[^ ,:)]+]]: tensor<16x12xf32> {halo.param = "embed", halo.state = "exp_avg"}, %[[M2:[^ ,:)]+]]: tensor<16x12xf32> {halo.param = "head", halo.state = "exp_avg"},
+// CHECK-SAME: %[[V1:[^ ,:)]+]]: tensor<16x12xf32> {halo.param = "embed", halo.state = "exp_avg_sq"}, %[[V2:[^ ,:)]+]]: tensor<16x12xf32> {halo.param = "head", halo.state = "exp_avg_sq"})
+// CHECK-SAME: -> (tensor<f32> {halo.output = "loss"}, tensor<f32> {halo.output = "grad_norm"}, tensor<f32> {halo.output = "lr"}, tensor<16x12xf32> {halo.init = "normal", halo.param = "embed", halo.state = "param"}
+// CHECK: %[[EB:[^ ,:)]+]] = halo.cast %[[EMB]] : (tensor<16x12xf32>) -> tensor<16x12xbf16>
+// CHECK: %[[WB:[^ ,:)]+]] = halo.cast %[[W]] : (tensor<16x12xf32>) -> tensor<16x12xbf16>
+// CHECK: %[[H:[^ ,:)]+]] = halo.embedding %[[TOK]], %[[EB]]
+// CHECK: %[[Y:[^ ,:)]+]] = halo.matmul %[[H]], %[[WB]] {layer = "head", role = #halo.role<fwd>, transpose_b}
+// CHECK: %[[LOSS:[^ ,:)]+]] = halo.cross_entropy %[[Y]], %[[TGT]]
+// CHECK: %[[DY:[^ ,:)]+]] = halo.cross_entropy_grad %[[Y]], %[[TGT]]
+// CHECK: %[[DH:[^ ,:)]+]] = halo.matmul %[[DY]], %[[WB]] {layer = "head", role = #halo.role<bwd_input>} : (tensor<8x16xbf16>, tensor<16x12xbf16>) -> tensor<8x12xbf16>
+// CHECK: %[[DW:[^ ,:)]+]] = halo.matmul %[[DY]], %[[H]] {layer = "head", role = #halo.role<bwd_weight>, transpose_a} : (tensor<8x16xbf16>, tensor<8x12xbf16>) -> tensor<16x12xf32>
+// CHECK: %[[DE:[^ ,:)]+]] = halo.embedding_grad %[[TOK]], %[[DH]] : (tensor<8xi32>, tensor<8x12xbf16>) -> tensor<16x12xf32>
+// CHECK: %[[NORM:[^ ,:)]+]] = halo.global_norm %[[DE]], %[[DW]]
+// CHECK: %[[COEF:[^ ,:)]+]] = halo.clip_coef %[[NORM]] {max_norm = 1.000000e+00 : f64}
+// CHECK: %[[LR:[^ ,:)]+]] = halo.lr_schedule %[[STEP]] {peak_lr = 1.000000e-03 : f64, schedule = #halo.schedule<linear>, total_steps = 10 : i64, warmup_steps = 2 : i64}
+// CHECK: %[[P1:[^ ,:)]+]], %[[NM1:[^ ,:)]+]], %[[NV1:[^ ,:)]+]] = halo.adamw %[[EMB]], %[[DE]], %[[M1]], %[[V1]], %[[LR]], %[[STEP]], %[[COEF]] {beta1 = 9.000000e-01 : f64, beta2 = {{.*}}, eps = 1.000000e-08 : f64, weight_decay = 1.000000e-01 : f64}
+// CHECK: %[[P2:[^ ,:)]+]], %[[NM2:[^ ,:)]+]], %[[NV2:[^ ,:)]+]] = halo.adamw %[[W]], %[[DW]], %[[M2]], %[[V2]], %[[LR]], %[[STEP]], %[[COEF]]
+// CHECK: return %[[LOSS]], %[[NORM]], %[[LR]], %[[P1]], %[[P2]], %[[NM1]], %[[NM2]], %[[NV1]], %[[NV2]]
+
+// -----
+
+// Tests that frozen parameters get no gradient and no optimizer state, and
+// that grad_clip = 0 replaces the clip coefficient by the constant 1.
+module attributes {halo.train = {lr = 1.0e-3 : f64, warmup_steps = 0 : i64, total_steps = 10 : i64,
+    schedule = "constant", beta1 = 0.9 : f64, beta2 = 0.95 : f64, eps = 1.0e-8 : f64,
+    weight_decay = 0.0 : f64, grad_clip = 0.0 : f64}} {
+func.func @forward(%tok: tensor<8xi32> {halo.input = "tokens"}, %tgt: tensor<8xi32> {halo.input = "targets"},
+                   %emb: tensor<16x12xbf16> {halo.param = "embed", halo.frozen},
+                   %w: tensor<16x12xbf16> {halo.param = "head"}) -> tensor<f32> {
+  %h = halo.embedding %tok, %emb : (tensor<8xi32>, tensor<16x12xbf16>) -> tensor<8x12xbf16>
+  %y = halo.linear %h, %w {layer = "head"} : (tensor<8x12xbf16>, tensor<16x12xbf16>) -> tensor<8x16xbf16>
+  %l = halo.cross_entropy %y, %tgt : (tensor<8x16xbf16>, tensor<8xi32>) -> tensor<f32>
+  return %l : tensor<f32>
+}
+}
+// CHECK: func.func @train_step({{.*}}tensor<16x12xbf16> {halo.frozen, halo.param = "embed", halo.state = "param"}
+// CHECK-NOT: halo.embedding_grad
+// CHECK-NOT: role = #halo.role<bwd_input>
+// CHECK: role = #halo.role<bwd_weight>
+// CHECK: arith.constant dense<1.000000e+00> : tensor<f32>
+// CHECK-COUNT-1: halo.adamw
+// CHECK-NOT: halo.adamw
+
+// -----
+
+// Tests that a forward function without a cross-entropy loss is rejected.
+module attributes {halo.train = {lr = 1.0e-3 : f64, warmup_steps = 0 : i64, total_steps = 10 : i64,
+    schedule = "constant", beta1 = 0.9 : f64, beta2 = 0.95 : f64, eps = 1.0e-8 : f64,
+    weight_decay = 0.0 : f64, grad_clip = 0.0 : f64}} {
+// expected-error @+1 {{halo-autodiff: @forward must return one halo.cross_entropy loss}}
+func.func @forward(%x: tensor<8x12xbf16>) -> tensor<8x12xbf16> {
+  return %x : tensor<8x12xbf16>
+}
+}
