@@ -70,8 +70,8 @@ RankedTensorType withElement(Type type, Type element) {
 
 class TrainStepBuilder {
 public:
-  TrainStepBuilder(func::FuncOp forward, const TrainOptions &options)
-      : forward(forward), opts(options), b(forward.getContext()) {}
+  TrainStepBuilder(func::FuncOp forward, const TrainOptions &options, bool returnGrads)
+      : forward(forward), opts(options), returnGrads(returnGrads), b(forward.getContext()) {}
 
   LogicalResult build();
 
@@ -100,6 +100,7 @@ private:
 
   func::FuncOp forward;
   const TrainOptions &opts;
+  bool returnGrads;
   OpBuilder b;
   SmallVector<Param> params;
   llvm::DenseSet<Value> dependsOnParams;
@@ -385,6 +386,14 @@ LogicalResult TrainStepBuilder::build() {
   llvm::append_range(resultAttrs, paramResultAttrs);
   llvm::append_range(resultAttrs, mAttrs);
   llvm::append_range(resultAttrs, vAttrs);
+  if (returnGrads) {
+    gi = 0;
+    for (Param &p : params)
+      if (!p.frozen) {
+        results.push_back(paramGrads[gi++]);
+        resultAttrs.push_back(stateAttrs(p, "grad"));
+      }
+  }
   b.create<func::ReturnOp>(loc, results);
   step.setFunctionType(b.getFunctionType(argTypes, ValueRange(results).getTypes()));
   step.setAllResultAttrs(resultAttrs);
@@ -392,6 +401,8 @@ LogicalResult TrainStepBuilder::build() {
 }
 
 struct AutodiffPass : halo::impl::HaloAutodiffBase<AutodiffPass> {
+  using HaloAutodiffBase::HaloAutodiffBase;
+
   void runOnOperation() override {
     ModuleOp module = getOperation();
     auto forward = module.lookupSymbol<func::FuncOp>("forward");
@@ -404,7 +415,7 @@ struct AutodiffPass : halo::impl::HaloAutodiffBase<AutodiffPass> {
       return signalPassFailure();
     }
     FailureOr<TrainOptions> options = readTrainOptions(module);
-    if (failed(options) || failed(TrainStepBuilder(forward, *options).build()))
+    if (failed(options) || failed(TrainStepBuilder(forward, *options, returnGrads).build()))
       return signalPassFailure();
   }
 };

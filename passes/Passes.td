@@ -30,6 +30,11 @@ def HaloAutodiff : Pass<"halo-autodiff", "::mlir::ModuleOp"> {
     ```
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect"];
+  let options = [
+    Option<"returnGrads", "return-grads", "bool", "false",
+           "also return every parameter's FP32 gradient (halo.state = grad), before "
+           "clipping, for gradient checks against the oracle">,
+  ];
 }
 
 def HaloPlaceRotations : Pass<"halo-place-rotations", "::mlir::ModuleOp"> {

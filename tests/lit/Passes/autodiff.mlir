@@ -1,4 +1,9 @@
 // RUN: halo-opt %s -split-input-file -verify-diagnostics --halo-autodiff | FileCheck %s
+// RUN: halo-opt %s -split-input-file -verify-diagnostics --halo-autodiff=return-grads | FileCheck %s --check-prefix=GRADS
+// GRADS: tensor<16x12xf32> {halo.param = "embed", halo.state = "grad"}, tensor<16x12xf32> {halo.param = "head", halo.state = "grad"})
+// GRADS: %[[DW:[^ ]+]] = halo.matmul {{.*}}role = #halo.role<bwd_weight>
+// GRADS: %[[DE:[^ ]+]] = halo.embedding_grad
+// GRADS: return {{.*}}, %[[DE]], %[[DW]] :
 
 // Tests the train_step of a one-linear model: signature (inputs, step, FP32
 // master weights, AdamW moments), the linear's three GEMMs with their roles,
