@@ -22,7 +22,7 @@ set(HALO_MLIR_LIBS MLIR LLVM)
 # Applied to every target that includes MLIR headers.
 function(halo_mlir_target target)
   separate_arguments(_defs NATIVE_COMMAND "${LLVM_DEFINITIONS}")
-  target_compile_options(${target} PRIVATE ${_defs} -Wno-deprecated-declarations)
+  target_compile_options(${target} PRIVATE ${_defs} -Wall -Wno-deprecated-declarations)
   target_link_libraries(${target} PUBLIC ${HALO_MLIR_LIBS})
   target_link_directories(${target} PUBLIC ${LLVM_LIBRARY_DIR})
   set_target_properties(${target} PROPERTIES BUILD_RPATH "${LLVM_LIBRARY_DIR}"

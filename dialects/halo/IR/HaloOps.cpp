@@ -21,13 +21,6 @@ RankedTensorType tensorType(Value v) { return cast<RankedTensorType>(v.getType()
 ArrayRef<int64_t> shapeOf(Value v) { return tensorType(v).getShape(); }
 Type elementOf(Value v) { return tensorType(v).getElementType(); }
 
-std::string str(Type t) {
-  std::string s;
-  llvm::raw_string_ostream os(s);
-  os << t;
-  return s;
-}
-
 /// Emits "'<name>' must be rank <rank>, got tensor<...>" unless v has the rank.
 LogicalResult expectRank(Operation *op, Value v, StringRef name, int64_t rank) {
   if (tensorType(v).getRank() == rank)
@@ -142,7 +135,8 @@ LogicalResult AttentionOp::verify() {
   if (getResult().getType() != getQ().getType())
     return emitOpError() << "result type " << getResult().getType() << " must equal q's "
                          << getQ().getType();
-  return expectShape(*this, getLse(), "lse", {getBatch() * getNumHeads() * getSeqLen()});
+  return expectShape(*this, getLse(), "lse",
+                     {static_cast<int64_t>(getBatch() * getNumHeads() * getSeqLen())});
 }
 
 LogicalResult CastOp::verify() {
@@ -222,7 +216,7 @@ LogicalResult AttentionGradOp::verify() {
       failed(expectShape(*this, getOut(), "out", shapeOf(getQ()))) ||
       failed(expectShape(*this, getDout(), "dout", shapeOf(getQ()))) ||
       failed(expectShape(*this, getLse(), "lse",
-                         {getBatch() * getNumHeads() * getSeqLen()})) ||
+                         {static_cast<int64_t>(getBatch() * getNumHeads() * getSeqLen())})) ||
       failed(expectShape(*this, getDq(), "dq", shapeOf(getQ()))) ||
       failed(expectShape(*this, getDk(), "dk", shapeOf(getK()))) ||
       failed(expectShape(*this, getDv(), "dv", shapeOf(getV()))))
