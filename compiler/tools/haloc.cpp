@@ -8,9 +8,11 @@
 // crash reproducer work here exactly as in halo-opt.
 //
 //===----------------------------------------------------------------------===//
+#include "compiler/export/ProgramExport.h"
 #include "compiler/pipeline/Pipeline.h"
 #include "frontend/builder/LlamaBuilder.h"
 #include "frontend/config/ModelConfig.h"
+#include "runtime/cpu/Program.h"
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/MLIRContext.h"
@@ -19,6 +21,7 @@
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/WithColor.h"
 
@@ -30,16 +33,20 @@ static cl::OptionCategory haloCategory("haloc options");
 static cl::opt<std::string> inputPath(cl::Positional, cl::Required,
                                       cl::desc("<model.json | HF checkpoint folder>"),
                                       cl::cat(haloCategory));
-static cl::opt<std::string> outputPath("o", cl::desc("Output file ('-' for stdout)"),
-                                       cl::value_desc("file"), cl::init("-"),
-                                       cl::cat(haloCategory));
+static cl::opt<std::string> outputPath(
+    "o",
+    cl::desc("Output file: the program (default <model>.halo in the current directory), or "
+             "the IR of an --emit stage ('-', the default there, is stdout)"),
+    cl::value_desc("file"), cl::init(""), cl::cat(haloCategory));
 static cl::opt<Stage> emitStage(
-    "emit", cl::desc("Stop after this stage and print it"), cl::init(Stage::Halo),
+    "emit", cl::desc("What to produce"), cl::init(Stage::Program),
     cl::values(clEnumValN(Stage::Halo, "halo", "forward graph in the halo dialect"),
                clEnumValN(Stage::Train, "train",
                           "+ train_step: loss, backward and AdamW (halo-autodiff)"),
                clEnumValN(Stage::Placed, "placed",
-                          "+ HALO rotations and quantization placed and simplified")),
+                          "+ HALO rotations and quantization placed and simplified"),
+               clEnumValN(Stage::Program, "program",
+                          "the training program halo-run executes (default)")),
     cl::cat(haloCategory));
 static cl::opt<int> levelOverride("level", cl::desc("HALO level 0|1|2 (overrides the file)"),
                                   cl::init(-1), cl::cat(haloCategory));
@@ -61,7 +68,8 @@ int main(int argc, char **argv) {
   cl::ParseCommandLineOptions(
       argc, argv,
       "haloc: compile a LLaMA model description into a HALO low-precision training "
-      "step\n\nExamples:\n  haloc examples/tiny.json --emit=halo\n"
+      "step\n\nExamples:\n  haloc examples/tiny.json -o tiny.halo     # then: halo-run tiny.halo ...\n"
+      "  haloc examples/tiny.json --emit=halo\n"
       "  haloc examples/llama-3-8b.json --emit=placed --level 2 --precision int8\n");
 
   StatusOr<frontend::ModelConfig> config = frontend::parseModelConfigFile(inputPath);
@@ -92,8 +100,26 @@ int main(int argc, char **argv) {
   if (mlir::failed(pm.run(*module)))
     return 1; // The failing pass has printed its diagnostic.
 
+  if (emitStage == Stage::Program) {
+    mlir::FailureOr<nlohmann::json> manifest = exportProgram(*module);
+    if (mlir::failed(manifest))
+      return 1;
+    std::string path = outputPath;
+    if (path.empty() || path == "-")
+      path = llvm::sys::path::stem(llvm::sys::path::filename(inputPath)).str() + ".halo";
+    if (Status s = cpu::writeProgram(path, manifest->dump()); !s.ok())
+      return fail(s.message());
+    const auto &fns = (*manifest)["functions"];
+    llvm::outs() << "haloc: wrote " << path << " (" << config->describe() << "; train_step "
+                 << fns["train_step"]["ops"].size() << " ops";
+    if (fns.contains("forward"))
+      llvm::outs() << ", forward " << fns["forward"]["ops"].size() << " ops";
+    llvm::outs() << ")\n";
+    return 0;
+  }
+
   std::string error;
-  auto output = mlir::openOutputFile(outputPath, &error);
+  auto output = mlir::openOutputFile(outputPath.empty() ? std::string("-") : std::string(outputPath), &error);
   if (!output)
     return fail(error);
   module->print(output->os());
