@@ -9,5 +9,5 @@ build="${HALO_BUILD_DIR:-build}"
 model="${1:-examples/tiny.json}"
 "$build/bin/haloc" "$model" -o "$build/tiny.halo"
 "$build/bin/halo-run" "$build/tiny.halo" --device cpu --data examples/data/tiny.bin \
-  --metrics "$build/tiny-metrics.jsonl"
+  --metrics "$build/tiny-metrics.jsonl" --eval-every 100
 echo "metrics: $build/tiny-metrics.jsonl"
