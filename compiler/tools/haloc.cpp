@@ -65,6 +65,14 @@ int main(int argc, char **argv) {
   mlir::registerMLIRContextCLOptions();
   mlir::registerPassManagerCLOptions();
   mlir::registerDefaultTimingManagerCLOptions();
+  // --help lists haloc's options and MLIR's (--mlir-*), not the hundreds of
+  // LLVM backend flags linked in with libLLVM; --help-hidden shows all.
+  for (auto &entry : cl::getRegisteredOptions()) {
+    llvm::StringRef name = entry.getKey();
+    bool ours = llvm::is_contained(entry.getValue()->Categories, &haloCategory);
+    if (!ours && !name.starts_with("mlir-") && name != "help" && name != "version")
+      entry.getValue()->setHiddenFlag(cl::Hidden);
+  }
   cl::ParseCommandLineOptions(
       argc, argv,
       "haloc: compile a LLaMA model description into a HALO low-precision training "
