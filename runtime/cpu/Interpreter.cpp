@@ -10,12 +10,15 @@
 #include "runtime/cpu/Interpreter.h"
 
 #include "runtime/cpu/Kernels.h"
+#include "runtime/cpu/ThreadPool.h"
 #include "runtime/numerics/Float8.h"
 #include "runtime/numerics/Hadamard.h"
 
 #include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
+#include <functional>
+#include <mutex>
 
 namespace halo::cpu {
 namespace {
@@ -25,9 +28,30 @@ numerics::QuantFormat formatOf(ElementType type) {
                                  : numerics::QuantFormat::FP8E4M3;
 }
 
+// Below this many elements a pool hand-off costs more than it saves.
+constexpr int64_t kParallelMin = 1 << 14;
+
+/// fn(begin, end) over [0, n), split over the kernels' pool when the n
+/// indices cover enough elements (`width` each). Callers keep results
+/// independent of the split.
+void forRange(int64_t n, const std::function<void(int64_t, int64_t)> &fn,
+              int64_t width = 1) {
+  if (n * width < kParallelMin)
+    fn(0, n);
+  else
+    parallelFor(n, fn);
+}
+
 template <typename F> void roundAllToBF16(std::vector<F> &data) {
-  for (F &v : data)
-    v = F(numerics::roundToBF16(float(v)));
+  forRange(int64_t(data.size()), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      data[i] = F(numerics::roundToBF16(float(data[i])));
+  });
+}
+
+/// The scale index of flat element e of a [R, C] tensor.
+int64_t groupOf(Granularity g, int64_t e, int64_t C) {
+  return g == Granularity::Row ? e / C : g == Granularity::Col ? e % C : 0;
 }
 
 std::string describeBinding(const Binding &b) {
@@ -88,8 +112,8 @@ Interpreter<F>::run(const std::vector<Tensor<F>> &inputs) {
         int64_t(stored) != info.numel)
       return Status::error(fmt::format(
           "{}: input {} {} is {} {} with {} elements, expected {} {}", fn.name,
-          i, describeBinding(b), toString(t.type), formatShape(t.shape),
-          stored, toString(info.type), formatShape(info.shape)));
+          i, describeBinding(b), toString(t.type), formatShape(t.shape), stored,
+          toString(info.type), formatShape(info.shape)));
     if (t.type == ElementType::BF16 && !options_.exact) {
       owned[b.value] = t;
       roundAllToBF16(owned[b.value].data);
@@ -151,10 +175,10 @@ Status Interpreter<F>::execute(size_t index,
   const Op &op = fn.ops[index];
   const OpAttrs &a = op.attrs;
   auto label = [&] {
-    return op.loc.empty()
-               ? fmt::format("{}: op #{} '{}'", fn.name, index, toString(op.kind))
-               : fmt::format("{}: op #{} '{}' ({})", fn.name, index,
-                             toString(op.kind), op.loc);
+    return op.loc.empty() ? fmt::format("{}: op #{} '{}'", fn.name, index,
+                                        toString(op.kind))
+                          : fmt::format("{}: op #{} '{}' ({})", fn.name, index,
+                                        toString(op.kind), op.loc);
   };
   auto in = [&](size_t k) -> const F * {
     return view[op.operands[k]]->data.data();
@@ -171,8 +195,8 @@ Status Interpreter<F>::execute(size_t index,
   auto checkIds = [&](size_t k, int64_t limit, bool allowIgnored,
                       const char *what) -> Status {
     std::string name = fmt::format("{}: {}", label(), what);
-    Status s = validateIndices(ids(k), numel(k), limit, allowIgnored,
-                               name.c_str());
+    Status s =
+        validateIndices(ids(k), numel(k), limit, allowIgnored, name.c_str());
     if (s.ok())
       return s;
     return Status::error(s.message() +
@@ -236,10 +260,10 @@ Status Interpreter<F>::execute(size_t index,
     // The scales factor out of the reduction: C[i, j] * sa[i] * sb[j].
     const F *sa = in(1), *sb = in(3);
     bool rowScales = !shape(1).empty(), colScales = !shape(3).empty();
-    for (int64_t i = 0; i < M; ++i)
-      for (int64_t j = 0; j < N; ++j)
-        C[i * N + j] = C[i * N + j] * sa[rowScales ? i : 0] *
-                       sb[colScales ? j : 0];
+    forRange(M * N, [&](int64_t begin, int64_t end) {
+      for (int64_t e = begin; e < end; ++e)
+        C[e] = C[e] * sa[rowScales ? e / N : 0] * sb[colScales ? e % N : 0];
+    });
     break;
   }
   case OpKind::EmbeddingGrad: {
@@ -278,8 +302,8 @@ Status Interpreter<F>::execute(size_t index,
     out(0)[0] = std::min(F(1), F(a.maxNorm) / (in(0)[0] + F(1e-6)));
     break;
   case OpKind::LrSchedule:
-    out(0)[0] = F(learningRate(ids(0)[0], a.peakLr, a.warmupSteps,
-                               a.totalSteps, a.schedule));
+    out(0)[0] = F(learningRate(ids(0)[0], a.peakLr, a.warmupSteps, a.totalSteps,
+                               a.schedule));
     break;
   case OpKind::AdamW: {
     int64_t n = numel(0);
@@ -312,41 +336,56 @@ Status Interpreter<F>::execute(size_t index,
     numerics::QuantFormat format = formatOf(resultType(0));
     const F *x = in(0);
     F *codes = out(0), *scales = out(1);
-    // Scale index of element (i, j) under the granularity.
-    auto group = [&](int64_t i, int64_t j) {
-      return a.granularity == Granularity::Row   ? i
-             : a.granularity == Granularity::Col ? j
-                                                 : 0;
-    };
+    Granularity g = a.granularity;
+    // absmax per scale group; max is order-independent, so any split gives
+    // the same scales.
     int64_t groups = fn.values[op.results[1]].numel;
     std::vector<float> absmax(groups, 0.0f);
-    for (int64_t i = 0; i < R; ++i)
-      for (int64_t j = 0; j < C; ++j) {
-        float &m = absmax[group(i, j)];
-        m = std::max(m, std::fabs(float(x[i * C + j])));
-      }
+    std::mutex mutex;
+    forRange(
+        g == Granularity::Col ? C : R,
+        [&](int64_t begin, int64_t end) {
+          if (g == Granularity::Col) {
+            for (int64_t i = 0; i < R; ++i)
+              for (int64_t j = begin; j < end; ++j)
+                absmax[j] = std::max(absmax[j], std::fabs(float(x[i * C + j])));
+            return;
+          }
+          float local = 0;
+          for (int64_t i = begin; i < end; ++i) {
+            float row = 0;
+            for (int64_t j = 0; j < C; ++j)
+              row = std::max(row, std::fabs(float(x[i * C + j])));
+            if (g == Granularity::Row)
+              absmax[i] = row;
+            local = std::max(local, row);
+          }
+          if (g == Granularity::Tensor) {
+            std::lock_guard<std::mutex> lock(mutex);
+            absmax[0] = std::max(absmax[0], local);
+          }
+        },
+        g == Granularity::Col ? R : C);
     std::vector<float> s(groups);
-    for (int64_t g = 0; g < groups; ++g) {
-      s[g] = numerics::quantScale(absmax[g], format);
-      scales[g] = F(s[g]);
+    for (int64_t k = 0; k < groups; ++k) {
+      s[k] = numerics::quantScale(absmax[k], format);
+      scales[k] = F(s[k]);
     }
-    for (int64_t i = 0; i < R; ++i)
-      for (int64_t j = 0; j < C; ++j)
-        codes[i * C + j] =
-            F(numerics::quantizeValue(float(x[i * C + j]), s[group(i, j)], format));
+    forRange(R * C, [&](int64_t begin, int64_t end) {
+      for (int64_t e = begin; e < end; ++e)
+        codes[e] = F(
+            numerics::quantizeValue(float(x[e]), s[groupOf(g, e, C)], format));
+    });
     break;
   }
   case OpKind::Dequantize: {
-    int64_t R = shape(0)[0], C = shape(0)[1];
+    int64_t C = shape(0)[1];
     const F *codes = in(0), *s = in(1);
     F *y = out(0);
-    for (int64_t i = 0; i < R; ++i)
-      for (int64_t j = 0; j < C; ++j) {
-        int64_t g = a.granularity == Granularity::Row   ? i
-                    : a.granularity == Granularity::Col ? j
-                                                        : 0;
-        y[i * C + j] = codes[i * C + j] * s[g];
-      }
+    forRange(numel(0), [&](int64_t begin, int64_t end) {
+      for (int64_t e = begin; e < end; ++e)
+        y[e] = codes[e] * s[groupOf(a.granularity, e, C)];
+    });
     break;
   }
   }

@@ -35,8 +35,8 @@ constexpr int64_t kMaxElements = int64_t(1) << 48;
 // Op table
 //===----------------------------------------------------------------------===//
 
-/// Element-type classes, one letter per operand/result: F bf16|f32, I i32,
-/// Q f8E4M3FN|i8, S f32.
+/// One row per OpKind, in enum order. Element-type classes, one letter per
+/// operand/result: F bf16|f32, I i32, Q f8E4M3FN|i8, S f32.
 struct OpSpec {
   OpKind kind;
   std::string_view name;
@@ -52,18 +52,13 @@ const std::vector<OpSpec> &opSpecs() {
       "batch", "seq_len", "num_heads", "num_kv_heads", "head_dim"};
   static const std::vector<std::string_view> kGemmAttrs = {
       "transpose_a", "transpose_b", "layer", "role"};
+  // clang-format off
   static const std::vector<OpSpec> specs = {
       {OpKind::Constant, "constant", "", "F", false, {"value"}, {}},
       {OpKind::Embedding, "embedding", "IF", "F", false, {}, {}},
       {OpKind::RmsNorm, "rms_norm", "FF", "F", false, {"eps"}, {}},
       {OpKind::Linear, "linear", "FF", "F", false, {}, {"layer"}},
-      {OpKind::Rope,
-       "rope",
-       "F",
-       "F",
-       false,
-       {"seq_len", "head_dim", "theta"},
-       {"inverse"}},
+      {OpKind::Rope, "rope", "F", "F", false, {"seq_len", "head_dim", "theta"}, {"inverse"}},
       {OpKind::Attention, "attention", "FFF", "FS", false, kAttentionAttrs, {}},
       {OpKind::Silu, "silu", "F", "F", false, {}, {}},
       {OpKind::Mul, "mul", "FF", "F", false, {}, {}},
@@ -73,36 +68,21 @@ const std::vector<OpSpec> &opSpecs() {
       {OpKind::Matmul, "matmul", "FF", "F", false, {}, kGemmAttrs},
       {OpKind::EmbeddingGrad, "embedding_grad", "IF", "F", false, {}, {}},
       {OpKind::RmsNormGrad, "rms_norm_grad", "FFF", "FF", false, {"eps"}, {}},
-      {OpKind::AttentionGrad,
-       "attention_grad",
-       "FFFFSF",
-       "FFF",
-       false,
-       kAttentionAttrs,
-       {}},
+      {OpKind::AttentionGrad, "attention_grad", "FFFFSF", "FFF", false, kAttentionAttrs, {}},
       {OpKind::SiluGrad, "silu_grad", "FF", "F", false, {}, {}},
       {OpKind::CrossEntropyGrad, "cross_entropy_grad", "FI", "F", false, {}, {}},
       {OpKind::GlobalNorm, "global_norm", "F", "S", true, {}, {}},
       {OpKind::ClipCoef, "clip_coef", "S", "S", false, {"max_norm"}, {}},
-      {OpKind::LrSchedule,
-       "lr_schedule",
-       "I",
-       "S",
-       false,
-       {"peak_lr", "warmup_steps", "total_steps", "schedule"},
-       {}},
-      {OpKind::AdamW,
-       "adamw",
-       "FFFFSIS",
-       "FFF",
-       false,
-       {"beta1", "beta2", "eps", "weight_decay"},
-       {}},
+      {OpKind::LrSchedule, "lr_schedule", "I", "S", false,
+       {"peak_lr", "warmup_steps", "total_steps", "schedule"}, {}},
+      {OpKind::AdamW, "adamw", "FFFFSIS", "FFF", false,
+       {"beta1", "beta2", "eps", "weight_decay"}, {}},
       {OpKind::Hadamard, "hadamard", "F", "F", false, {"side"}, {"transposed"}},
       {OpKind::Quantize, "quantize", "F", "QS", false, {"granularity"}, {}},
       {OpKind::Dequantize, "dequantize", "QS", "F", false, {"granularity"}, {}},
       {OpKind::QMatmul, "qmatmul", "QSQS", "F", false, {}, kGemmAttrs},
   };
+  // clang-format on
   return specs;
 }
 
@@ -174,12 +154,14 @@ std::optional<int64_t> asInt(const json &v) {
 }
 
 /// Fails on the first key of `obj` not in `allowed`.
-Status checkKeys(const json &obj, std::initializer_list<std::string_view> allowed,
+Status checkKeys(const json &obj,
+                 std::initializer_list<std::string_view> allowed,
                  const std::string &where) {
   for (auto it = obj.begin(); it != obj.end(); ++it)
     if (std::find(allowed.begin(), allowed.end(), it.key()) == allowed.end())
       return Status::error(fmt::format("{}: unknown key \"{}\" (expected {})",
-                                       where, it.key(), fmt::join(allowed, ", ")));
+                                       where, it.key(),
+                                       fmt::join(allowed, ", ")));
   return Status::success();
 }
 
@@ -195,9 +177,11 @@ bool readAttr(std::string_view key, const json &v, OpAttrs &a,
     return true;
   };
   auto integer = [&](int64_t &out) {
-    expected = "an integer";
+    // Sizes and step counts; the bound keeps their products in int64.
+    expected = "an integer of magnitude below 2^31";
     std::optional<int64_t> i = asInt(v);
-    if (!i)
+    if (!i || *i > std::numeric_limits<int32_t>::max() ||
+        *i < std::numeric_limits<int32_t>::min())
       return false;
     out = *i;
     return true;
@@ -455,8 +439,8 @@ Status OpVerifier::verify() {
     HALO_RETURN_IF_ERROR(positive("seq_len", a.seqLen));
     HALO_RETURN_IF_ERROR(positive("head_dim", a.headDim));
     if (a.headDim % 2 != 0)
-      return fail(fmt::format("head_dim {} is odd; RoPE rotates pairs",
-                              a.headDim));
+      return fail(
+          fmt::format("head_dim {} is odd; RoPE rotates pairs", a.headDim));
     if (!(a.theta > 0))
       return fail(fmt::format("theta is {}, expected > 0", a.theta));
     HALO_RETURN_IF_ERROR(expectRank(false, 0, 2));
@@ -511,14 +495,15 @@ Status OpVerifier::verify() {
     return expectResult(0, {}, "0-d");
   case OpKind::AdamW: {
     if (!(a.beta1 >= 0 && a.beta1 < 1 && a.beta2 >= 0 && a.beta2 < 1))
-      return fail(fmt::format("betas ({}, {}) must lie in [0, 1)", a.beta1,
-                              a.beta2));
+      return fail(
+          fmt::format("betas ({}, {}) must lie in [0, 1)", a.beta1, a.beta2));
     const char *why = "param, grad, m and v share one shape";
     for (size_t k = 1; k < 4; ++k)
       HALO_RETURN_IF_ERROR(expectOperand(k, inShape(0), why));
     const char *names[] = {"lr", "step", "grad_scale"};
     for (size_t k = 4; k < 7; ++k)
-      HALO_RETURN_IF_ERROR(expectOperand(k, {}, fmt::format("0-d {}", names[k - 4])));
+      HALO_RETURN_IF_ERROR(
+          expectOperand(k, {}, fmt::format("0-d {}", names[k - 4])));
     for (size_t k = 0; k < 3; ++k)
       HALO_RETURN_IF_ERROR(expectResult(k, inShape(0), why));
     return Status::success();
@@ -596,21 +581,23 @@ std::optional<int64_t> FunctionParser::valueId(const json &v,
 
 Status FunctionParser::parseValues(const json &values) {
   if (!values.is_array())
-    return fail(fmt::format("\"values\" must be an array, got {}", kindOf(values)));
+    return fail(
+        fmt::format("\"values\" must be an array, got {}", kindOf(values)));
   for (size_t i = 0; i < values.size(); ++i) {
     const json &v = values[i];
     std::string what = fmt::format("values[{}]", i);
     if (!v.is_object())
-      return fail(fmt::format("{}: expected an object, got {}", what, kindOf(v)));
+      return fail(
+          fmt::format("{}: expected an object, got {}", what, kindOf(v)));
     HALO_RETURN_IF_ERROR(checkKeys(v, {"type", "shape"}, where_ + ": " + what));
     if (!v.contains("type") || !v.contains("shape"))
       return fail(fmt::format("{}: needs \"type\" and \"shape\"", what));
     ValueInfo info;
     const json &type = v["type"];
     bool known = false;
-    for (ElementType t : {ElementType::BF16, ElementType::F32,
-                          ElementType::F8E4M3FN, ElementType::I8,
-                          ElementType::I32})
+    for (ElementType t :
+         {ElementType::BF16, ElementType::F32, ElementType::F8E4M3FN,
+          ElementType::I8, ElementType::I32})
       if (type.is_string() && type.get<std::string>() == toString(t)) {
         info.type = t;
         known = true;
@@ -645,7 +632,8 @@ Status FunctionParser::checkDataBinding(const Binding &b,
                                         std::string_view kind) const {
   const ValueInfo &v = fn_.values[b.value];
   bool ids = b.name == "tokens" || b.name == "targets";
-  ElementType want = ids || b.name == "step" ? ElementType::I32 : ElementType::F32;
+  ElementType want =
+      ids || b.name == "step" ? ElementType::I32 : ElementType::F32;
   bool shapeOk = ids ? v.shape.size() == 1 : v.shape.empty();
   if (v.type == want && shapeOk)
     return Status::success();
@@ -660,12 +648,12 @@ Status FunctionParser::parseBinding(const json &entry, bool isInput,
   std::string what =
       fmt::format("{}[{}]", isInput ? "inputs" : "outputs", index);
   if (!entry.is_object())
-    return fail(fmt::format("{}: expected an object, got {}", what, kindOf(entry)));
+    return fail(
+        fmt::format("{}: expected an object, got {}", what, kindOf(entry)));
   const char *dataKey = isInput ? "input" : "output";
-  HALO_RETURN_IF_ERROR(checkKeys(
-      entry,
-      {"value", dataKey, "param", "state", "init", "frozen"},
-      where_ + ": " + what));
+  HALO_RETURN_IF_ERROR(
+      checkKeys(entry, {"value", dataKey, "param", "state", "init", "frozen"},
+                where_ + ": " + what));
   if (!entry.contains("value"))
     return fail(fmt::format("{}: missing \"value\"", what));
   std::string why;
@@ -693,8 +681,8 @@ Status FunctionParser::parseBinding(const json &entry, bool isInput,
     b.frozen = entry["frozen"].get<bool>();
   }
   if (!b.name.empty() && !b.param.empty())
-    return fail(fmt::format("{}: has both \"{}\" and \"param\"", what,
-                            dataKey));
+    return fail(
+        fmt::format("{}: has both \"{}\" and \"param\"", what, dataKey));
   if (!b.isParam() && (!b.state.empty() || !b.init.empty() || b.frozen))
     return fail(fmt::format("{}: \"state\", \"init\" and \"frozen\" apply "
                             "to parameters only",
@@ -709,11 +697,11 @@ Status FunctionParser::parseBinding(const json &entry, bool isInput,
       return fail(fmt::format("{}: unknown {} \"{}\" (expected {})", what,
                               dataKey, b.name, fmt::join(names, ", ")));
     HALO_RETURN_IF_ERROR(checkDataBinding(b, dataKey));
-    bool duplicate = isInput ? fn_.findInput(b.name) >= 0
-                             : fn_.findOutput(b.name) >= 0;
+    bool duplicate =
+        isInput ? fn_.findInput(b.name) >= 0 : fn_.findOutput(b.name) >= 0;
     if (duplicate)
-      return fail(fmt::format("{}: {} \"{}\" appears twice", what, dataKey,
-                              b.name));
+      return fail(
+          fmt::format("{}: {} \"{}\" appears twice", what, dataKey, b.name));
   } else if (b.isParam()) {
     if (b.state.empty())
       b.state = "param";
@@ -742,8 +730,8 @@ Status FunctionParser::parseBinding(const json &entry, bool isInput,
   }
   if (isInput) {
     if (defined_[b.value])
-      return fail(fmt::format("{}: value {} is already an input", what,
-                              b.value));
+      return fail(
+          fmt::format("{}: value {} is already an input", what, b.value));
     defined_[b.value] = true;
     fn_.inputs.push_back(std::move(b));
   } else {
@@ -757,7 +745,8 @@ Status FunctionParser::parseBinding(const json &entry, bool isInput,
 Status FunctionParser::parseOp(const json &entry, size_t index) {
   std::string what = fmt::format("op #{}", index);
   if (!entry.is_object())
-    return fail(fmt::format("{}: expected an object, got {}", what, kindOf(entry)));
+    return fail(
+        fmt::format("{}: expected an object, got {}", what, kindOf(entry)));
   if (!entry.contains("op") || !entry["op"].is_string())
     return fail(fmt::format("{}: missing \"op\" (the op name)", what));
   std::string name = entry["op"].get<std::string>();
@@ -769,8 +758,9 @@ Status FunctionParser::parseOp(const json &entry, size_t index) {
   }
   // From here on every message names the op and where it comes from.
   std::string opWhere =
-      op.loc.empty() ? fmt::format("{}: {} '{}'", where_, what, name)
-                     : fmt::format("{}: {} '{}' ({})", where_, what, name, op.loc);
+      op.loc.empty()
+          ? fmt::format("{}: {} '{}'", where_, what, name)
+          : fmt::format("{}: {} '{}' ({})", where_, what, name, op.loc);
   auto opFail = [&](const std::string &msg) {
     return Status::error(fmt::format("{}: {}", opWhere, msg));
   };
@@ -786,7 +776,8 @@ Status FunctionParser::parseOp(const json &entry, size_t index) {
   // Attributes.
   json attrs = entry.value("attrs", json::object());
   if (!attrs.is_object())
-    return opFail(fmt::format("\"attrs\" must be an object, got {}", kindOf(attrs)));
+    return opFail(
+        fmt::format("\"attrs\" must be an object, got {}", kindOf(attrs)));
   auto allowed = [&](const std::string &key) {
     auto has = [&](const std::vector<std::string_view> &l) {
       return std::find(l.begin(), l.end(), key) != l.end();
@@ -797,10 +788,10 @@ Status FunctionParser::parseOp(const json &entry, size_t index) {
     if (!allowed(it.key())) {
       std::vector<std::string_view> all = spec->required;
       all.insert(all.end(), spec->optional.begin(), spec->optional.end());
-      return opFail(fmt::format("unknown attribute '{}' (this op takes: {})",
-                                it.key(),
-                                all.empty() ? std::string("none")
-                                            : fmt::format("{}", fmt::join(all, ", "))));
+      return opFail(
+          fmt::format("unknown attribute '{}' (this op takes: {})", it.key(),
+                      all.empty() ? std::string("none")
+                                  : fmt::format("{}", fmt::join(all, ", "))));
     }
     std::string expected;
     if (!readAttr(it.key(), it.value(), op.attrs, expected))
@@ -828,7 +819,8 @@ Status FunctionParser::parseOp(const json &entry, size_t index) {
   HALO_RETURN_IF_ERROR(ids("results", op.results));
   size_t wantOperands = spec->operands.size();
   if (spec->variadic ? op.operands.empty() : op.operands.size() != wantOperands)
-    return opFail(fmt::format("has {} operands, expected {}", op.operands.size(),
+    return opFail(fmt::format("has {} operands, expected {}",
+                              op.operands.size(),
                               spec->variadic ? std::string("at least 1")
                                              : std::to_string(wantOperands)));
   if (op.results.size() != spec->results.size())
@@ -849,8 +841,8 @@ Status FunctionParser::parseOp(const json &entry, size_t index) {
   for (size_t k = 0; k < op.results.size(); ++k) {
     int64_t id = op.results[k];
     if (defined_[id])
-      return opFail(fmt::format("result {} (value {}) is already defined", k,
-                                id));
+      return opFail(
+          fmt::format("result {} (value {}) is already defined", k, id));
     defined_[id] = true;
     ElementType t = fn_.values[id].type;
     if (!inClass(t, spec->results[k]))
@@ -894,7 +886,8 @@ Status FunctionParser::checkParamOutputs() const {
 StatusOr<Function> FunctionParser::parse(const json &obj) {
   if (!obj.is_object())
     return fail(fmt::format("expected an object, got {}", kindOf(obj)));
-  HALO_RETURN_IF_ERROR(checkKeys(obj, {"values", "inputs", "outputs", "ops"}, where_));
+  HALO_RETURN_IF_ERROR(
+      checkKeys(obj, {"values", "inputs", "outputs", "ops"}, where_));
   for (const char *key : {"values", "inputs", "outputs", "ops"})
     if (!obj.contains(key))
       return fail(fmt::format("missing \"{}\"", key));
@@ -909,8 +902,8 @@ StatusOr<Function> FunctionParser::parse(const json &obj) {
     HALO_RETURN_IF_ERROR(parseOp(obj["ops"][i], i));
   for (size_t v = 0; v < defined_.size(); ++v)
     if (!defined_[v])
-      return fail(fmt::format("value {} is neither an input nor an op result",
-                              v));
+      return fail(
+          fmt::format("value {} is neither an input nor an op result", v));
   for (size_t i = 0; i < obj["outputs"].size(); ++i)
     HALO_RETURN_IF_ERROR(parseBinding(obj["outputs"][i], false, i));
   HALO_RETURN_IF_ERROR(checkParamOutputs());
@@ -1006,18 +999,19 @@ StatusOr<Program> parseProgramManifest(const std::string &manifestJson,
     return parsed.status();
   const json &manifest = *parsed;
   if (!manifest.is_object())
-    return Status::error(fmt::format("{}: the manifest is {}, not an object; {}",
-                                     displayName, kindOf(manifest),
-                                     kRecompileHint));
-  HALO_RETURN_IF_ERROR(checkKeys(manifest, {"model", "functions"}, displayName));
+    return Status::error(
+        fmt::format("{}: the manifest is {}, not an object; {}", displayName,
+                    kindOf(manifest), kRecompileHint));
+  HALO_RETURN_IF_ERROR(
+      checkKeys(manifest, {"model", "functions"}, displayName));
   if (!manifest.contains("model") || !manifest["model"].is_object())
-    return Status::error(fmt::format(
-        "{}: the manifest has no \"model\" object; {}", displayName,
-        kRecompileHint));
+    return Status::error(
+        fmt::format("{}: the manifest has no \"model\" object; {}", displayName,
+                    kRecompileHint));
   if (!manifest.contains("functions") || !manifest["functions"].is_object())
-    return Status::error(fmt::format(
-        "{}: the manifest has no \"functions\" object; {}", displayName,
-        kRecompileHint));
+    return Status::error(
+        fmt::format("{}: the manifest has no \"functions\" object; {}",
+                    displayName, kRecompileHint));
   const json &functions = manifest["functions"];
   HALO_RETURN_IF_ERROR(checkKeys(functions, {"train_step", "forward"},
                                  displayName + ": functions"));
@@ -1051,8 +1045,8 @@ StatusOr<Program> readProgram(const std::string &path) {
   std::string bytes((std::istreambuf_iterator<char>(in)),
                     std::istreambuf_iterator<char>());
   if (in.bad())
-    return Status::error(fmt::format("{}: read error: {}", path,
-                                     std::strerror(errno)));
+    return Status::error(
+        fmt::format("{}: read error: {}", path, std::strerror(errno)));
   if (bytes.size() < kProgramHeaderBytes ||
       std::memcmp(bytes.data(), kProgramMagic, sizeof(kProgramMagic)) != 0)
     return Status::error(fmt::format(
@@ -1067,9 +1061,10 @@ StatusOr<Program> readProgram(const std::string &path) {
   };
   uint64_t version = le(8, 4);
   if (version != kProgramVersion)
-    return Status::error(fmt::format(
-        "{}: unsupported format version {} (this halo-run reads version {}); {}",
-        path, version, kProgramVersion, kRecompileHint));
+    return Status::error(fmt::format("{}: unsupported format version {} (this "
+                                     "halo-run reads version {}); {}",
+                                     path, version, kProgramVersion,
+                                     kRecompileHint));
   uint64_t length = le(12, 8);
   uint64_t available = bytes.size() - kProgramHeaderBytes;
   if (length != available)

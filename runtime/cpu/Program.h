@@ -1,4 +1,4 @@
-//===- Program.h - The compiled program file: read, validate, write -*- C++ -*-===//
+//===- Program.h - Program files: read, validate, write --------*- C++ -*-===//
 //
 // A program file is the "HALOPROG" header plus a JSON manifest of functions
 // (docs/program-format.md). readProgram checks everything that does not
@@ -111,9 +111,9 @@ struct OpAttrs {
   int64_t warmupSteps = 0; // lr_schedule
   int64_t totalSteps = 0;  // lr_schedule
   Schedule schedule = Schedule::Constant;
-  double beta1 = 0, beta2 = 0, weightDecay = 0; // adamw
-  HadamardSide side = HadamardSide::Right;      // hadamard
-  bool transposed = false;                      // hadamard
+  double beta1 = 0, beta2 = 0, weightDecay = 0;  // adamw
+  HadamardSide side = HadamardSide::Right;       // hadamard
+  bool transposed = false;                       // hadamard
   Granularity granularity = Granularity::Tensor; // (de)quantize
 };
 
