@@ -81,4 +81,27 @@ def HaloSimplify : Pass<"halo-simplify", "::mlir::ModuleOp"> {
   }];
 }
 
+def HaloPlanMemory : Pass<"halo-plan-memory", "::mlir::ModuleOp"> {
+  let summary = "Place every intermediate tensor in one arena by liveness; record peak bytes";
+  let description = [{
+    For each function, in program order, every op result lives from its
+    definition to its last use (function results live to the end). Results are
+    placed greedily, largest first, at the lowest offset that does not overlap
+    a placed result with an intersecting lifetime (aligned to 256 bytes). Each
+    op gets `halo.offsets` (one byte offset per result) and the function
+    `halo.arena_bytes`, the arena size a runtime allocates once. Function
+    arguments (weights, optimizer state, the batch) are persistent and not in
+    the arena, and `halo.adamw` updates them in place (its results get no
+    offsets). Element sizes: bf16 2, f32/i32 4, f8E4M3FN/i8 1.
+
+    ```mlir
+    func.func @train_step(...) attributes {halo.arena_bytes = 123456 : i64} {
+      %0 = halo.cast %arg3 {halo.offsets = [0]} : ...
+    ```
+  }];
+  let options = [
+    Option<"alignment", "alignment", "int64_t", "256", "byte alignment of every buffer">,
+  ];
+}
+
 #endif // HALO_PASSES_TD

@@ -116,6 +116,9 @@ FailureOr<json> exportFunction(func::FuncOp func) {
     } else if (op.getDialect() && isa<HaloDialect>(op.getDialect())) {
       entry["op"] = op.getName().stripDialect().str();
       for (NamedAttribute a : op.getAttrs()) {
+        // Discardable annotations (halo.offsets, ...) are not op semantics.
+        if (a.getName().getValue().contains('.'))
+          continue;
         FailureOr<json> v = attrValue(&op, a.getName().getValue(), a.getValue());
         if (failed(v))
           return failure();

@@ -17,6 +17,10 @@ void buildPipeline(mlir::PassManager &pm, Stage stopAfter) {
   pm.addPass(createHaloPlaceRotations());
   // Merge the forward's rotated 8-bit operands into the backward GEMMs.
   pm.addPass(createHaloSimplify());
+  if (stopAfter == Stage::Placed)
+    return;
+  // Last: the plan must see the final set of values.
+  pm.addPass(createHaloPlanMemory());
 }
 
 } // namespace halo

@@ -20,6 +20,7 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/Format.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/ToolOutputFile.h"
@@ -123,6 +124,12 @@ int main(int argc, char **argv) {
     if (fns.contains("forward"))
       llvm::outs() << ", forward " << fns["forward"]["ops"].size() << " ops";
     llvm::outs() << ")\n";
+    if (auto step = module->lookupSymbol<mlir::func::FuncOp>("train_step"))
+      if (auto arena = step->getAttrOfType<mlir::IntegerAttr>("halo.arena_bytes"))
+        llvm::outs() << "haloc: train_step activation arena "
+                     << llvm::format("%.1f", arena.getInt() / 1048576.0)
+                     << " MiB (peak of intermediates by liveness; weights and optimizer "
+                        "state not included)\n";
     return 0;
   }
 

@@ -1,0 +1,122 @@
+//===- PlanMemory.cpp - halo-plan-memory ----------------------------------===//
+//
+// Liveness-based arena planning. With value semantics every op result is a
+// fresh buffer; two results may share bytes when their lifetimes (definition
+// to last use, in program order) do not intersect. The greedy largest-first,
+// lowest-fitting-offset placement is the classic heuristic (as in TFLite's
+// and XLA's simple planners); its arena is what the runtime allocates once.
+//
+//===----------------------------------------------------------------------===//
+#include "passes/Passes.h"
+
+#include "llvm/ADT/STLExtras.h"
+
+#include <algorithm>
+
+namespace halo {
+#define GEN_PASS_DEF_HALOPLANMEMORY
+#include "passes/Passes.h.inc"
+} // namespace halo
+
+using namespace mlir;
+using namespace halo;
+
+namespace {
+
+int64_t elementBytes(Type t) {
+  if (t.isBF16())
+    return 2;
+  if (isa<Float8E4M3FNType>(t) || t.isSignlessInteger(8))
+    return 1;
+  return 4; // f32, i32
+}
+
+struct Buffer {
+  Value value;
+  int64_t bytes, first, last; // lifetime [first, last] in op indices
+  int64_t offset = -1;
+};
+
+LogicalResult planFunction(func::FuncOp func, int64_t alignment) {
+  Block &body = func.getBody().front();
+  DenseMap<Operation *, int64_t> index;
+  int64_t n = 0;
+  for (Operation &op : body)
+    index[&op] = n++;
+
+  std::vector<Buffer> buffers;
+  for (Operation &op : body.without_terminator()) {
+    // AdamW writes the updated weights and moments over its inputs, which are
+    // persistent state, not arena buffers.
+    if (isa<AdamWOp>(op))
+      continue;
+    for (Value r : op.getResults()) {
+      auto type = dyn_cast<RankedTensorType>(r.getType());
+      if (!type || !type.hasStaticShape())
+        return op.emitError("halo-plan-memory: results must be statically shaped tensors");
+      int64_t bytes = std::max<int64_t>(type.getNumElements() * elementBytes(type.getElementType()), 1);
+      int64_t last = index[&op];
+      for (Operation *user : r.getUsers())
+        last = std::max(last, index[user]);
+      buffers.push_back({r, llvm::alignTo(bytes, alignment), index[&op], last});
+    }
+  }
+
+  // Largest first; ties by definition order for a deterministic plan.
+  std::vector<Buffer *> order;
+  for (Buffer &b : buffers)
+    order.push_back(&b);
+  std::stable_sort(order.begin(), order.end(),
+                   [](Buffer *a, Buffer *b) { return a->bytes > b->bytes; });
+  std::vector<Buffer *> placed;
+  int64_t arena = 0;
+  for (Buffer *b : order) {
+    // Placed buffers whose lifetime intersects b's, by offset.
+    std::vector<Buffer *> live;
+    for (Buffer *p : placed)
+      if (p->first <= b->last && b->first <= p->last)
+        live.push_back(p);
+    llvm::sort(live, [](Buffer *x, Buffer *y) { return x->offset < y->offset; });
+    int64_t offset = 0;
+    for (Buffer *p : live) {
+      if (offset + b->bytes <= p->offset)
+        break;
+      offset = std::max(offset, p->offset + p->bytes);
+    }
+    b->offset = offset;
+    arena = std::max(arena, offset + b->bytes);
+    placed.push_back(b);
+  }
+
+  Builder builder(func.getContext());
+  DenseMap<Value, int64_t> offsets;
+  for (Buffer &b : buffers)
+    offsets[b.value] = b.offset;
+  for (Operation &op : body.without_terminator()) {
+    if (isa<AdamWOp>(op))
+      continue;
+    SmallVector<int64_t> list;
+    for (Value r : op.getResults())
+      list.push_back(offsets[r]);
+    op.setAttr("halo.offsets", builder.getDenseI64ArrayAttr(list));
+  }
+  func->setAttr("halo.arena_bytes", builder.getI64IntegerAttr(arena));
+  return success();
+}
+
+struct PlanMemoryPass : halo::impl::HaloPlanMemoryBase<PlanMemoryPass> {
+  using HaloPlanMemoryBase::HaloPlanMemoryBase;
+
+  void runOnOperation() override {
+    if (alignment <= 0 || !llvm::isPowerOf2_64(alignment)) {
+      getOperation().emitError("halo-plan-memory: alignment must be a power of two, got ")
+          << alignment;
+      return signalPassFailure();
+    }
+    for (auto func : getOperation().getOps<func::FuncOp>())
+      if (failed(planFunction(func, alignment)))
+        return signalPassFailure();
+  }
+};
+
+} // namespace

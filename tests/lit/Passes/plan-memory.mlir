@@ -1,0 +1,39 @@
+// RUN: halo-opt %s -split-input-file -verify-diagnostics --halo-plan-memory | FileCheck %s
+
+// Tests that buffers whose lifetimes intersect get disjoint bytes and that a
+// buffer reuses the bytes of one that died: a [0,1], b [1,2], c [2,3];
+// 16x16 bf16 = 512 bytes each.
+// CHECK-LABEL: func.func @chain
+// CHECK-SAME: attributes {halo.arena_bytes = 1024 : i64}
+func.func @chain(%x: tensor<16x16xbf16>) -> tensor<16x16xbf16> {
+  // CHECK: halo.silu %arg0 {halo.offsets = array<i64: 0>}
+  %a = halo.silu %x : (tensor<16x16xbf16>) -> tensor<16x16xbf16>
+  // CHECK: halo.silu %{{.*}} {halo.offsets = array<i64: 512>}
+  %b = halo.silu %a : (tensor<16x16xbf16>) -> tensor<16x16xbf16>
+  // CHECK: halo.silu %{{.*}} {halo.offsets = array<i64: 0>}
+  %c = halo.silu %b : (tensor<16x16xbf16>) -> tensor<16x16xbf16>
+  return %c : tensor<16x16xbf16>
+}
+
+// -----
+
+// Tests that a value used late stays live (no reuse of its bytes), that
+// small buffers are rounded up to the alignment, and that AdamW's in-place
+// results take no arena bytes.
+// CHECK-LABEL: func.func @long_lived
+// CHECK-SAME: attributes {halo.arena_bytes = 1536 : i64}
+func.func @long_lived(%x: tensor<16x16xbf16>, %p: tensor<4xf32>, %s: tensor<f32>, %i: tensor<i32>)
+    -> (tensor<16x16xbf16>, tensor<4xf32>) {
+  // CHECK: halo.silu %arg0 {halo.offsets = array<i64: 0>}
+  %a = halo.silu %x : (tensor<16x16xbf16>) -> tensor<16x16xbf16>
+  // CHECK: halo.silu %{{.*}} {halo.offsets = array<i64: 512>}
+  %b = halo.silu %a : (tensor<16x16xbf16>) -> tensor<16x16xbf16>
+  // CHECK: halo.silu %{{.*}} {halo.offsets = array<i64: 1024>}
+  %c = halo.silu %b : (tensor<16x16xbf16>) -> tensor<16x16xbf16>
+  %d = halo.add %c, %a : (tensor<16x16xbf16>, tensor<16x16xbf16>) -> tensor<16x16xbf16>
+  // CHECK: halo.adamw
+  // CHECK-NOT: halo.offsets
+  // CHECK-SAME: -> (tensor<4xf32>
+  %np, %nm, %nv = halo.adamw %p, %p, %p, %p, %s, %i, %s {beta1 = 0.9, beta2 = 0.999, eps = 1.0e-8, weight_decay = 0.0} : (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<f32>, tensor<i32>, tensor<f32>) -> (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>)
+  return %d, %np : tensor<16x16xbf16>, tensor<4xf32>
+}
