@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 #include "runtime/cuda/CudaDriver.h"
 
+#include "tests/unit/common/ElfNeeded.h"
 #include "tests/unit/cuda/TestUtil.h"
 
 #include <gtest/gtest.h>
@@ -24,44 +25,10 @@
 using halo::cuda::CudaDriver;
 using halo::cuda::testing::ScopedEnv;
 using halo::cuda::testing::TempDir;
+using halo::testing::neededLibraries;
 
 namespace {
 
-template <typename T> T readAt(const std::string &file, size_t offset) {
-  T value{};
-  if (offset + sizeof(T) <= file.size())
-    std::memcpy(&value, file.data() + offset, sizeof(T));
-  return value;
-}
-
-/// DT_NEEDED entries of a 64-bit ELF file, read from its section headers.
-std::vector<std::string> neededLibraries(const std::string &path) {
-  std::ifstream in(path, std::ios::binary);
-  std::string file((std::istreambuf_iterator<char>(in)),
-                   std::istreambuf_iterator<char>());
-  EXPECT_EQ(file.compare(0, SELFMAG, ELFMAG), 0) << path;
-  auto header = readAt<Elf64_Ehdr>(file, 0);
-  EXPECT_EQ(header.e_ident[EI_CLASS], ELFCLASS64) << path;
-  std::vector<std::string> needed;
-  for (size_t i = 0; i < header.e_shnum; ++i) {
-    auto section =
-        readAt<Elf64_Shdr>(file, header.e_shoff + i * header.e_shentsize);
-    if (section.sh_type != SHT_DYNAMIC)
-      continue;
-    auto strings = readAt<Elf64_Shdr>(
-        file, header.e_shoff + section.sh_link * header.e_shentsize);
-    for (size_t at = 0; at + sizeof(Elf64_Dyn) <= section.sh_size;
-         at += sizeof(Elf64_Dyn)) {
-      auto entry = readAt<Elf64_Dyn>(file, section.sh_offset + at);
-      if (entry.d_tag == DT_NULL)
-        break;
-      size_t name = strings.sh_offset + entry.d_un.d_val;
-      if (entry.d_tag == DT_NEEDED && name < file.size())
-        needed.emplace_back(file.c_str() + name);
-    }
-  }
-  return needed;
-}
 
 std::string loadedLibrary(const char *prefix) {
   std::pair<const char *, std::string> search{prefix, ""};
