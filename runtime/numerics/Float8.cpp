@@ -84,22 +84,6 @@ uint8_t floatToE4M3(float x) {
 
 float e4m3ToFloat(uint8_t code) { return kE4M3Values[code]; }
 
-uint16_t floatToBF16(float x) {
-  uint32_t bits = bitsOf(x);
-  if ((bits & 0x7FFFFFFFu) > 0x7F800000u)
-    return 0x7FFF;
-  // Adding 0x7FFF + lsb carries into bit 16 exactly when the dropped half is
-  // above one half, or equal to it with an odd kept part.
-  uint32_t lsb = (bits >> 16) & 1;
-  return static_cast<uint16_t>((bits + 0x7FFFu + lsb) >> 16);
-}
-
-float bf16ToFloat(uint16_t bits) {
-  return floatOf(static_cast<uint32_t>(bits) << 16);
-}
-
-float roundToBF16(float x) { return bf16ToFloat(floatToBF16(x)); }
-
 int8_t floatToInt8(float x) {
   if (std::isnan(x))
     return 0;
