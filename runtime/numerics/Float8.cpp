@@ -25,12 +25,6 @@ uint32_t bitsOf(float x) {
   return bits;
 }
 
-float floatOf(uint32_t bits) {
-  float x;
-  std::memcpy(&x, &bits, sizeof(x));
-  return x;
-}
-
 constexpr std::array<float, 256> makeE4M3Table() {
   std::array<float, 256> table{};
   for (int code = 0; code < 256; ++code) {
