@@ -5,11 +5,11 @@
 
 namespace halo {
 
-void buildPipeline(mlir::PassManager &pm, Stage stopAfter) {
+void buildPipeline(mlir::PassManager &pm, Stage stopAfter, bool returnGrads) {
   if (stopAfter == Stage::Halo)
     return;
   // Differentiate first: placement must see all three GEMMs of each linear.
-  pm.addPass(createHaloAutodiff());
+  pm.addPass(createHaloAutodiff(HaloAutodiffOptions{returnGrads}));
   if (stopAfter == Stage::Train)
     return;
   // The level and precision come from the module's halo.placement attribute,

@@ -15,7 +15,8 @@ enum class Stage {
 };
 
 /// Adds the passes that take the frontend's forward graph to `stopAfter`.
-void buildPipeline(mlir::PassManager &pm, Stage stopAfter);
+/// `returnGrads` makes train_step also return the parameter gradients.
+void buildPipeline(mlir::PassManager &pm, Stage stopAfter, bool returnGrads = false);
 
 } // namespace halo
 

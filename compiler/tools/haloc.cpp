@@ -49,6 +49,10 @@ static cl::opt<Stage> emitStage(
                clEnumValN(Stage::Program, "program",
                           "the training program halo-run executes (default)")),
     cl::cat(haloCategory));
+static cl::opt<bool> returnGrads(
+    "return-grads",
+    cl::desc("train_step also returns every parameter gradient (for halo-run --dump-step)"),
+    cl::init(false), cl::cat(haloCategory));
 static cl::opt<int> levelOverride("level", cl::desc("HALO level 0|1|2 (overrides the file)"),
                                   cl::init(-1), cl::cat(haloCategory));
 static cl::opt<std::string> precisionOverride(
@@ -105,7 +109,7 @@ int main(int argc, char **argv) {
   mlir::PassManager pm(&context);
   if (mlir::failed(mlir::applyPassManagerCLOptions(pm)))
     return fail("invalid pass-manager options");
-  buildPipeline(pm, emitStage);
+  buildPipeline(pm, emitStage, returnGrads);
   if (mlir::failed(pm.run(*module)))
     return 1; // The failing pass has printed its diagnostic.
 

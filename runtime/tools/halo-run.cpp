@@ -60,6 +60,12 @@ Options:
   --init <file>          start from these parameters (safetensors, HF names;
                          F32, BF16 or F16) instead of the random initialisation
   --save <file>          write the final parameters (F32 safetensors, HF names)
+  --dump-step <file>     after step 1, write its parameters, gradients, batch
+                         and loss (safetensors) for a reference check against
+                         PyTorch (scripts/torch_reference.py); needs a program
+                         compiled with haloc --return-grads
+  --exact                compute without BF16 rounding (float32 throughout),
+                         for reference comparisons
   --help                 show this text
 
 Examples:
@@ -81,6 +87,8 @@ struct Options {
   int64_t evalBatches = 4;
   std::string init;
   std::string save;
+  std::string dumpStep;
+  bool exact = false;
   bool help = false;
 };
 
@@ -110,6 +118,10 @@ StatusOr<Options> parseOptions(int argc, char **argv) {
     if (arg == "--help" || arg == "-h") {
       o.help = true;
       return o;
+    }
+    if (arg == "--exact") {
+      o.exact = true;
+      continue;
     }
     if (arg.rfind("--", 0) != 0) {
       if (!o.program.empty())
@@ -163,6 +175,8 @@ StatusOr<Options> parseOptions(int argc, char **argv) {
       o.init = value;
     } else if (flag == "--save") {
       o.save = value;
+    } else if (flag == "--dump-step") {
+      o.dumpStep = value;
     } else {
       return Status::error(
           fmt::format("unknown option '{}'; see halo-run --help", flag));
@@ -300,6 +314,42 @@ Status saveParams(const cpu::Function &step, const std::vector<Tensor> &inputs,
       path, tensors, {{"format", "pt"}, {"halo_steps", std::to_string(steps)}});
 }
 
+/// --dump-step: one step's inputs and gradients, self-describing (the model
+/// file rides in the metadata) so a PyTorch script can recompute them.
+Status dumpStep(const cpu::Function &step, const std::vector<Tensor> &inputs,
+                const std::vector<Tensor> &outputs, const cpu::Program &program,
+                const Options &o) {
+  std::vector<io::TensorBytes> tensors;
+  for (size_t i = 0; i < step.inputs.size(); ++i) {
+    const cpu::Binding &b = step.inputs[i];
+    if (b.name == "tokens" || b.name == "targets")
+      tensors.push_back({b.name, io::DType::I32, inputs[i].shape, inputs[i].ints.data(),
+                         inputs[i].ints.size() * sizeof(int32_t)});
+    else if (b.isParam() && b.state == "param")
+      tensors.push_back({"param/" + b.param, io::DType::F32,
+                         inputs[i].shape, inputs[i].data.data(),
+                         inputs[i].data.size() * sizeof(float)});
+  }
+  size_t grads = 0;
+  for (size_t k = 0; k < step.outputs.size(); ++k)
+    if (step.outputs[k].state == "grad") {
+      ++grads;
+      tensors.push_back({"grad/" + step.outputs[k].param, io::DType::F32,
+                         outputs[k].shape, outputs[k].data.data(),
+                         outputs[k].data.size() * sizeof(float)});
+    }
+  if (grads == 0)
+    return Status::error(fmt::format(
+        "--dump-step: {} returns no gradients; recompile with haloc --return-grads",
+        program.path));
+  int64_t loss = step.findOutput("loss");
+  return io::writeSafetensors(o.dumpStep, tensors,
+                              {{"format", "pt"},
+                               {"halo_model", program.modelJson},
+                               {"halo_loss", fmt::format("{:.9g}", outputs[loss].data[0])},
+                               {"halo_exact", o.exact ? "1" : "0"}});
+}
+
 //===----------------------------------------------------------------------===//
 // Training loop
 //===----------------------------------------------------------------------===//
@@ -309,7 +359,7 @@ public:
   Trainer(const Options &o, const cpu::Program &program,
           const frontend::ModelConfig &cfg)
       : o_(o), program_(program), cfg_(cfg),
-        step_(*program.find("train_step")) {}
+        step_(*program.find("train_step"), cpu::InterpreterOptions{o.exact}) {}
 
   Status run();
 
@@ -422,7 +472,7 @@ Status Trainer::setUp() {
           "--eval-every: the held-out {}% of {} ({} tokens) cannot fill one "
           "sequence of {} (+1) tokens; hint: use a larger token file",
           kHeldOutFraction * 100, o_.data, split_->validation.size(), seq_));
-    forward_.emplace(*fwd);
+    forward_.emplace(*fwd, cpu::InterpreterOptions{o_.exact});
   }
   if (!o_.metrics.empty()) {
     metrics_.open(o_.metrics, std::ios::out | std::ios::trunc);
@@ -531,6 +581,10 @@ Status Trainer::run() {
           std::isnan(bad) ? "NaN"
           : bad > 0       ? "+inf"
                           : "-inf"));
+    }
+    if (s == 1 && !o_.dumpStep.empty()) {
+      HALO_RETURN_IF_ERROR(dumpStep(fn, inputs_, *outs, program_, o_));
+      fmt::print("wrote step 1's parameters, gradients and batch to {}\n", o_.dumpStep);
     }
     for (size_t k = 0; k < feedback_.size(); ++k)
       if (feedback_[k] >= 0)
