@@ -1,0 +1,20 @@
+# cmake -P EmbedTemplates.cmake -DOUT=<file.inc> -DFILES=<a.cuh;b.cuh;...>
+# Writes one `{"name", R"HALOCUH(<text>)HALOCUH"},` initializer per template,
+# included by KernelTemplates.cpp. Rewrites OUT only when it changes.
+set(content "")
+foreach(f IN LISTS FILES)
+  get_filename_component(name "${f}" NAME)
+  file(READ "${f}" text)
+  string(FIND "${text}" ")HALOCUH\"" clash)
+  if(NOT clash EQUAL -1)
+    message(FATAL_ERROR "${f} contains the raw-string delimiter )HALOCUH\"")
+  endif()
+  string(APPEND content "{\"${name}\", R\"HALOCUH(${text})HALOCUH\"},\n")
+endforeach()
+if(EXISTS "${OUT}")
+  file(READ "${OUT}" old)
+  if(old STREQUAL content)
+    return()
+  endif()
+endif()
+file(WRITE "${OUT}" "${content}")

@@ -1,0 +1,287 @@
+//===- KernelTemplates.h - Self-contained CUDA sources per shape -*- C++ -*-===//
+//
+// The CUDA kernel templates of runtime/cuda/kernels/*.cuh are embedded in this
+// library at build time. Each function below returns a GeneratedKernel: one
+// self-contained CUDA C++ source (the templates, then a short generated
+// `extern "C" __global__` wrapper that instantiates them with compile-time
+// shapes and, for Hadamards, the H_K sign table of numerics::hadamardMatrixK)
+// plus the launches that make up the operation, in order. The source needs
+// only <cuda_bf16.h> and <cuda_fp8.h> and compiles with compileKernel
+// (Nvrtc.h) for sm_89 and sm_90 (cubin or PTX; no fast math).
+//
+// Conventions for every kernel:
+//   * Tensors are dense row-major; activations BF16, scales / optimizer state
+//     / weight gradients FP32, codes one byte (FP8 E4M3 or INT8).
+//   * Every pointer is 16-byte aligned, every size is baked into the source.
+//   * LaunchSpec::signature lists the kernel's parameters in order; launch
+//     with exactly those (cuLaunchKernel kernelParams).
+//   * sharedBytes is dynamic shared memory; above 48 KiB the function needs
+//     cuFuncSetAttribute(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES)
+//     once before its first launch.
+//   * workspaceBytes: device memory that must be zeroed once when allocated;
+//     the kernels leave it zeroed again (self-resetting counters), so one
+//     buffer serves every step and CUDA-graph replays. scratchBytes: device
+//     memory with no required contents (a temporary).
+//   * Per-tensor scales stay on the device: the quantizer writes `scale`
+//     (float), which the GEMM epilogue reads; nothing syncs with the host.
+//
+//===----------------------------------------------------------------------===//
+#ifndef HALO_RUNTIME_CUDA_KERNELS_KERNELTEMPLATES_H
+#define HALO_RUNTIME_CUDA_KERNELS_KERNELTEMPLATES_H
+
+#include "halo/runtime/Status.h"
+#include "runtime/numerics/Float8.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace halo::cuda::kernels {
+
+struct Dim3 {
+  unsigned x = 1, y = 1, z = 1;
+};
+
+/// One kernel launch of a generated program.
+struct LaunchSpec {
+  /// The extern "C" entry point.
+  std::string entry;
+  Dim3 grid;
+  Dim3 block;
+  /// Dynamic shared memory in bytes.
+  unsigned sharedBytes = 0;
+  /// The parameter list, e.g. "const __nv_bfloat16* x, float* scale".
+  std::string signature;
+};
+
+struct GeneratedKernel {
+  /// A C identifier unique to the parameters (prefix of every entry).
+  std::string program;
+  /// The complete CUDA C++ source.
+  std::string source;
+  /// In launch order; all on one stream.
+  std::vector<LaunchSpec> launches;
+  /// Zero once at allocation; kernels leave it zero (see file comment).
+  size_t workspaceBytes = 0;
+  /// Temporary device memory the launches need (no required contents).
+  size_t scratchBytes = 0;
+
+  /// The launch whose entry ends with `suffix` ("_absmax"), or nullptr.
+  const LaunchSpec *find(std::string_view suffix) const;
+};
+
+enum class ElemType { BF16, F32 };
+enum class HadamardSide { Right, Left };
+enum class ScaleGranularity { Tensor, Row };
+
+/// The FP32 operation order of the K part of a K * 2^k Hadamard (K > 1).
+/// Exact: numerics::hadamardRows' order, so codes and values are bit-identical
+/// to the CPU oracle (K additions per element). Fast: inputs in groups of
+/// four (hadamard_rows.cuh, kmix_fast), about K/4 + 3.5 additions per
+/// element; equally accurate, but a different rounding order, so a code may
+/// differ from the oracle's by one step on a tiny fraction of elements.
+/// Identical for K = 1 (e.g. 4096) and for K not a multiple of 4 or < 8.
+enum class HadamardOrder { Exact, Fast };
+
+//===----------------------------------------------------------------------===//
+// 1. Hadamard + absmax + quantize (the HALO core)
+//===----------------------------------------------------------------------===//
+
+/// Q(x H) (or Q(x H^T), Q(H x), Q(H^T x), or plain Q(x) with rotate = false)
+/// of x [rows, cols]; the rotated BF16/FP32 tensor never goes to memory.
+///
+/// Right side, ScaleGranularity::Tensor: two launches
+///   <p>_absmax(x [, u], unsigned* ws, float* scale, float* absmax)
+///       one block per row; rotates, reduces the absmax (atomicMax on the
+///       float's bits into ws[0]); the last block writes *scale =
+///       quantScale(absmax) and *absmax (absmax may be null); ws (8 bytes,
+///       workspaceBytes) is left zeroed.
+///   <p>_quant(x [, u], const float* scale, uint8_t* codes)
+///       recomputes the rotation and writes codes [rows, cols]; walks the
+///       rows backwards so the rows phase 1 read last hit in L2.
+/// Right side, ScaleGranularity::Row: one launch
+///   <p>_rowq(x [, u], float* rowScale, uint8_t* codes), rowScale [rows].
+/// transposedOutput (codes [cols, rows]): when rows and cols are multiples
+/// of 64, _quant / _rowq write [rows, cols] codes to `uint8_t* tmp`
+/// (scratchBytes) instead, and a third launch
+///   <p>_transpose(const uint8_t* tmp, uint8_t* codes)
+/// transposes them in 64 x 64 tiles; otherwise _quant / _rowq write the
+/// transpose directly (R rows per block, narrow column stores).
+/// Left side (rotation over rows, HALO-2's H_T E), Tensor only, codes
+/// [rows, cols]: [<p>_pass1(x, float* tmp)] <p>_absmax(src, ws, scale,
+/// absmax) <p>_quant(src, scale, codes) where src is x, or tmp (FP32,
+/// scratchBytes) when the rows need the two-pass split.
+/// swigluInput: x = bf16(silu(g) * u) computed on load from two BF16
+/// tensors (x is g; u follows x in every signature); right side only.
+struct HadamardQuantizeParams {
+  int64_t rows = 0;
+  int64_t cols = 0;
+  HadamardSide side = HadamardSide::Right;
+  bool rotate = true;
+  /// Use H^T instead of H.
+  bool transposed = false;
+  numerics::QuantFormat format = numerics::QuantFormat::FP8E4M3;
+  ScaleGranularity granularity = ScaleGranularity::Tensor;
+  /// Codes as [cols, rows] (K-major operand of the weight-gradient GEMM).
+  bool transposedOutput = false;
+  ElemType input = ElemType::BF16;
+  bool swigluInput = false;
+  /// Right side only.
+  HadamardOrder order = HadamardOrder::Exact;
+};
+StatusOr<GeneratedKernel> hadamardQuantizeKernel(const HadamardQuantizeParams &);
+
+//===----------------------------------------------------------------------===//
+// 2. Plain Hadamard (un-rotating GEMM outputs; HALO-2's left rotation)
+//===----------------------------------------------------------------------===//
+
+/// y = x H / x H^T (Right) or H x / H^T x (Left), x and y [rows, cols].
+/// Right: <p>_rot(x, y), one block per row.
+/// Left: <p>_rot(x, y) when one pass suffices, else <p>_pass1(x, float* tmp)
+/// then <p>_rot(tmp, y) (tmp: scratchBytes, FP32).
+struct HadamardParams {
+  int64_t rows = 0;
+  int64_t cols = 0;
+  HadamardSide side = HadamardSide::Right;
+  bool transposed = false;
+  ElemType input = ElemType::BF16;
+  ElemType output = ElemType::BF16;
+  /// Right side only.
+  HadamardOrder order = HadamardOrder::Exact;
+};
+StatusOr<GeneratedKernel> hadamardKernel(const HadamardParams &);
+
+//===----------------------------------------------------------------------===//
+// 3. RMSNorm
+//===----------------------------------------------------------------------===//
+
+/// <p>_fwd(x, res, w, h, y, float* rstd): h = bf16(x + res) (residual; else
+/// res and h are ignored and h = x), y = bf16(h rsqrt(mean(h^2) + eps) w);
+/// rstd [rows] may be null. One block per row.
+struct RmsNormParams {
+  int64_t rows = 0;
+  int64_t dim = 0;
+  double eps = 1e-5;
+  bool residual = false;
+};
+StatusOr<GeneratedKernel> rmsNormForwardKernel(const RmsNormParams &);
+
+/// <p>_bwd(h, w, dy, dres, dx, float* part) then <p>_dw(part, float* dw):
+/// dx = VJP (+ dres when residual: the gradient of the residual stream is
+/// added in the same pass; else dres is ignored), dw FP32 summed over rows
+/// deterministically; part is scratchBytes.
+StatusOr<GeneratedKernel> rmsNormBackwardKernel(const RmsNormParams &);
+
+//===----------------------------------------------------------------------===//
+// 4. RoPE, SwiGLU, embedding, cross entropy, norms, optimizer
+//===----------------------------------------------------------------------===//
+
+/// <p>_rope(q, k, qOut, kOut): HF rotate_half on q [tokens, qHeads*headDim]
+/// and k [tokens, kvHeads*headDim] (in place allowed); inverse = VJP.
+struct RopeParams {
+  int64_t tokens = 0;
+  int64_t seqLen = 0;
+  int64_t qHeads = 0;
+  int64_t kvHeads = 0;
+  int64_t headDim = 0;
+  double theta = 10000.0;
+  bool inverse = false;
+};
+StatusOr<GeneratedKernel> ropeKernel(const RopeParams &);
+
+/// <p>_fwd(g, u, y): y = silu(g) * u over `elements` BF16 values.
+StatusOr<GeneratedKernel> swigluForwardKernel(int64_t elements);
+/// <p>_bwd(g, u, dy, dg, du).
+StatusOr<GeneratedKernel> swigluBackwardKernel(int64_t elements);
+
+/// <p>_fwd(const int* ids, table, out, int* error) and
+/// <p>_bwd(const int* ids, dout, float* dtable, int* error) (dtable must be
+/// zeroed by the caller; FP32 atomics). A bad id sets *error = 1 (forward
+/// writes a zero row, backward skips it).
+struct EmbeddingParams {
+  int64_t tokens = 0;
+  int64_t vocab = 0;
+  int64_t dim = 0;
+};
+StatusOr<GeneratedKernel> embeddingKernel(const EmbeddingParams &);
+
+/// <p>_count(const int* targets, unsigned* ws) then
+/// <p>_main(logits, targets, const float* dloss, dlogits, float* rowLoss,
+///          unsigned* ws, float* loss):
+/// fused forward (mean loss over targets >= 0 into *loss) and backward
+/// (dlogits BF16, seeded by *dloss, or 1 when dloss is null). rowLoss
+/// [tokens] is scratch; ws (workspaceBytes) zeroed once.
+struct CrossEntropyParams {
+  int64_t tokens = 0;
+  int64_t vocab = 0;
+};
+StatusOr<GeneratedKernel> crossEntropyKernel(const CrossEntropyParams &);
+
+/// <p>_sumsq(x, double* acc): adds sum(x^2) of `elements` values into *acc.
+StatusOr<GeneratedKernel> sumSquaresKernel(int64_t elements, ElemType input);
+/// <p>_finish(double* acc, float* norm, float* clip): norm = sqrt(*acc),
+/// clip = min(1, maxNorm / (norm + 1e-6)) (1 when maxNorm <= 0), *acc = 0.
+StatusOr<GeneratedKernel> globalNormKernel(double maxNorm);
+
+/// <p>_lr(const int* step, float* lr): cpu::learningRate on the device.
+/// schedule: 0 constant, 1 linear, 2 cosine.
+struct LrScheduleParams {
+  double peak = 0;
+  int64_t warmup = 0;
+  int64_t total = 0;
+  int schedule = 0;
+};
+StatusOr<GeneratedKernel> lrScheduleKernel(const LrScheduleParams &);
+
+/// <p>_step(param, grad, m, v, const float* lr, const int* step,
+///          const float* gradScale, bf16* copy): one AdamW step on FP32
+/// master weights (gradScale may be null; copy is written when
+/// writeBf16Copy, else ignored).
+struct AdamWParams {
+  int64_t elements = 0;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weightDecay = 0.0;
+  bool writeBf16Copy = true;
+};
+StatusOr<GeneratedKernel> adamwKernel(const AdamWParams &);
+
+//===----------------------------------------------------------------------===//
+// 5. Attention
+//===----------------------------------------------------------------------===//
+
+/// Causal GQA attention, scale 1/sqrt(headDim), BF16 q/k/v/out, FP32 lse
+/// [batch * heads * seqLen] (the layout of cpu::attention). A simple tiled
+/// flash scheme on CUDA cores (correctness first, see attention.cuh).
+/// Forward: <p>_fwd(q, k, v, out, float* lse).
+/// Backward: <p>_pre(out, dout, float* delta), <p>_dkdv(q, k, v, dout, lse,
+/// delta, dk, dv), <p>_dq(q, k, v, dout, lse, delta, dq); delta
+/// [batch * heads * seqLen] is scratchBytes. No atomics: deterministic.
+struct AttentionParams {
+  int64_t batch = 0;
+  int64_t seqLen = 0;
+  int64_t heads = 0;
+  int64_t kvHeads = 0;
+  int64_t headDim = 0;
+};
+StatusOr<GeneratedKernel> attentionForwardKernel(const AttentionParams &);
+StatusOr<GeneratedKernel> attentionBackwardKernel(const AttentionParams &);
+
+//===----------------------------------------------------------------------===//
+// Raw templates
+//===----------------------------------------------------------------------===//
+
+/// The embedded text of a template file ("common.cuh", ...), empty if none.
+std::string_view templateText(std::string_view file);
+/// Names of all embedded template files.
+std::vector<std::string_view> templateFiles();
+
+/// A C float literal that reads back as exactly `value` ("0x1p-6f").
+std::string floatLiteral(float value);
+
+} // namespace halo::cuda::kernels
+
+#endif // HALO_RUNTIME_CUDA_KERNELS_KERNELTEMPLATES_H

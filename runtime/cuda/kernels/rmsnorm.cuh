@@ -1,0 +1,161 @@
+// ===- rmsnorm.cuh - RMSNorm forward (+ residual add) and backward ---------===//
+//
+// Semantics of cpu::rmsNorm / rmsNormBackward (HF LlamaRMSNorm), BF16 storage
+// and FP32 math; the sum of squares is a parallel reduction, so results match
+// the CPU to FP32 reassociation plus the final BF16 rounding.
+//   forward : h = bf16(x + res) (RES) or x;  r = rsqrt(mean(h^2) + eps)
+//             y = bf16(h * r * w); optionally writes h and r (rstd[row]).
+//   backward: dx = r * w * dy - h * (r^3 / D) * sum(dy * w * h)  (+ dres)
+//             dw = sum_rows dy * h * r  (FP32), in two kernels: per-block
+//             partial sums over ROWS_PER_BLOCK rows, then a fixed-order
+//             reduction over blocks (deterministic).
+// One block per row (forward) / per ROWS_PER_BLOCK rows (backward); thread t
+// owns the 8-element chunks t, t + THREADS, ... of the row (D % 8 == 0).
+//
+// ===----------------------------------------------------------------------===//
+
+namespace halo {
+
+template <int D, int THREADS> struct RowChunks {
+  static constexpr int NCHUNK = D / 8;
+  static constexpr int G = (NCHUNK + THREADS - 1) / THREADS;
+  static __device__ __forceinline__ bool valid(int g) {
+    return (NCHUNK % THREADS == 0) || (g * THREADS + (int)threadIdx.x) < NCHUNK;
+  }
+  static __device__ __forceinline__ int col(int g) {
+    return (g * THREADS + threadIdx.x) * 8;
+  }
+};
+
+template <int D, int THREADS, bool RES>
+__device__ __forceinline__ void rmsnorm_fwd(const bf16 *x, const bf16 *res,
+                                            const bf16 *w, float eps,
+                                            bf16 *h_out, bf16 *y,
+                                            float *rstd) {
+  typedef RowChunks<D, THREADS> RC;
+  __shared__ float red[32];
+  const size_t row = blockIdx.x;
+  const bf16 *xr = x + row * D;
+  float v[RC::G][8];
+  float ss = 0.0f;
+#pragma unroll
+  for (int g = 0; g < RC::G; ++g) {
+    if (!RC::valid(g))
+      continue;
+    Elem<kBF16>::load8(xr + RC::col(g), v[g]);
+    if constexpr (RES) {
+      float r[8];
+      Elem<kBF16>::load8(res + row * D + RC::col(g), r);
+#pragma unroll
+      for (int i = 0; i < 8; ++i)
+        v[g][i] += r[i];
+      round8_bf16(v[g]);
+      if (h_out)
+        store8_bf16(h_out + row * D + RC::col(g), v[g]);
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+      ss += v[g][i] * v[g][i];
+  }
+  ss = block_sum<THREADS>(ss, red);
+  const float r = 1.0f / sqrtf(ss / (float)D + eps);
+  if (rstd && threadIdx.x == 0)
+    rstd[row] = r;
+#pragma unroll
+  for (int g = 0; g < RC::G; ++g) {
+    if (!RC::valid(g))
+      continue;
+    float wv[8], o[8];
+    Elem<kBF16>::load8(w + RC::col(g), wv);
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+      o[i] = v[g][i] * r * wv[i];
+    store8_bf16(y + row * D + RC::col(g), o);
+  }
+}
+
+/// Backward, part 1: dx for rows [RPB b, RPB b + RPB) and the block's dw
+/// partial sums into part[b * D + d].
+template <int D, int THREADS, int RPB, bool DRES>
+__device__ __forceinline__ void rmsnorm_bwd(const bf16 *h, const bf16 *w,
+                                            const bf16 *dy, const bf16 *dres,
+                                            float eps, int rows, bf16 *dx,
+                                            float *part) {
+  typedef RowChunks<D, THREADS> RC;
+  __shared__ float red[32];
+  float dw[RC::G][8];
+  float wv[RC::G][8];
+#pragma unroll
+  for (int g = 0; g < RC::G; ++g) {
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+      dw[g][i] = 0.0f;
+    if (RC::valid(g))
+      Elem<kBF16>::load8(w + RC::col(g), wv[g]);
+  }
+  const int r0 = blockIdx.x * RPB;
+#pragma unroll 1
+  for (int rr = 0; rr < RPB; ++rr) {
+    const int row = r0 + rr;
+    if (row >= rows)
+      break;
+    float xv[RC::G][8], gv[RC::G][8];
+    float ss = 0.0f, dot = 0.0f;
+#pragma unroll
+    for (int g = 0; g < RC::G; ++g) {
+      if (!RC::valid(g))
+        continue;
+      Elem<kBF16>::load8(h + (size_t)row * D + RC::col(g), xv[g]);
+      Elem<kBF16>::load8(dy + (size_t)row * D + RC::col(g), gv[g]);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        ss += xv[g][i] * xv[g][i];
+        dot += gv[g][i] * wv[g][i] * xv[g][i];
+      }
+    }
+    ss = block_sum<THREADS>(ss, red);
+    dot = block_sum<THREADS>(dot, red);
+    const float r = 1.0f / sqrtf(ss / (float)D + eps);
+    const float c = dot * r * r * r / (float)D;
+#pragma unroll
+    for (int g = 0; g < RC::G; ++g) {
+      if (!RC::valid(g))
+        continue;
+      float o[8];
+      if constexpr (DRES)
+        Elem<kBF16>::load8(dres + (size_t)row * D + RC::col(g), o);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        float d = r * wv[g][i] * gv[g][i] - xv[g][i] * c;
+        o[i] = DRES ? o[i] + d : d;
+        dw[g][i] += gv[g][i] * xv[g][i] * r;
+      }
+      store8_bf16(dx + (size_t)row * D + RC::col(g), o);
+    }
+  }
+#pragma unroll
+  for (int g = 0; g < RC::G; ++g) {
+    if (!RC::valid(g))
+      continue;
+    float4 *p = reinterpret_cast<float4 *>(part + (size_t)blockIdx.x * D +
+                                           RC::col(g));
+    p[0] = make_float4(dw[g][0], dw[g][1], dw[g][2], dw[g][3]);
+    p[1] = make_float4(dw[g][4], dw[g][5], dw[g][6], dw[g][7]);
+  }
+}
+
+/// Backward, part 2: dw[d] = sum over the NB partial rows, in block order.
+template <int D, int NB>
+__device__ __forceinline__ void rmsnorm_dw_reduce(const float *part,
+                                                  float *dw) {
+  const int d = blockIdx.x * blockDim.x + threadIdx.x;
+  if (d >= D)
+    return;
+  float s = 0.0f;
+#pragma unroll 4
+  for (int b = 0; b < NB; ++b)
+    s += part[(size_t)b * D + d];
+  dw[d] = s;
+}
+
+} // namespace halo

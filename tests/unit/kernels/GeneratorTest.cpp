@@ -1,0 +1,210 @@
+//===- GeneratorTest.cpp - Host-side checks of the kernel generators ------===//
+//
+// Launch geometry, validation errors, embedded templates and the generated
+// H_K sign tables (against numerics::hadamardMatrixK), without compiling.
+//
+//===----------------------------------------------------------------------===//
+#include "runtime/cuda/kernels/KernelTemplates.h"
+
+#include "runtime/numerics/Hadamard.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <regex>
+
+namespace halo::cuda::kernels {
+namespace {
+
+TEST(Generator, TemplatesAreEmbedded) {
+  for (const char *f : {"common.cuh", "hadamard_rows.cuh", "hadamard_cols.cuh",
+                        "rmsnorm.cuh", "elementwise.cuh", "cross_entropy.cuh",
+                        "attention.cuh"}) {
+    std::string_view text = templateText(f);
+    EXPECT_GT(text.size(), 500u) << f;
+    EXPECT_NE(text.find("namespace halo"), std::string_view::npos) << f;
+  }
+  EXPECT_TRUE(templateText("nope.cuh").empty());
+  EXPECT_EQ(templateFiles().size(), 7u);
+}
+
+TEST(Generator, FloatLiteralRoundTrips) {
+  for (float v : {1.0f, 0.015625f, 1.0f / 3.0f, 0.0078125f * 1.4142135f,
+                  1e-30f, 448.0f}) {
+    std::string lit = floatLiteral(v);
+    ASSERT_EQ(lit.back(), 'f');
+    EXPECT_EQ(std::strtof(lit.c_str(), nullptr), v) << lit;
+  }
+}
+
+/// The generated kSign table, parsed back, matches H_K (or its transpose).
+void expectSignTable(const std::string &source, int K, bool inputMajor) {
+  const int8_t *hk = numerics::hadamardMatrixK(K);
+  size_t at = source.find("kSign[" + std::to_string(K) + "]");
+  ASSERT_NE(at, std::string::npos);
+  std::regex word("0x([0-9A-F]{8})u");
+  auto begin = std::sregex_iterator(source.begin() + at, source.end(), word);
+  int words = (K + 31) / 32;
+  auto it = begin;
+  for (int a = 0; a < K; ++a)
+    for (int w = 0; w < words; ++w, ++it) {
+      ASSERT_NE(it, std::sregex_iterator());
+      uint32_t bits = std::stoul((*it)[1].str(), nullptr, 16);
+      for (int i = 0; i < 32 && w * 32 + i < K; ++i) {
+        int c = w * 32 + i;
+        int v = inputMajor ? hk[a * K + c] : hk[c * K + a];
+        EXPECT_EQ(((bits >> i) & 1u) != 0, v < 0) << "a " << a << " c " << c;
+      }
+    }
+}
+
+TEST(Generator, SignTablesFollowHadamardMatrixK) {
+  HadamardQuantizeParams p;
+  p.rows = 16;
+  p.cols = 14336; // K = 28
+  auto k = hadamardQuantizeKernel(p);
+  ASSERT_TRUE(k.ok()) << k.status().message();
+  expectSignTable(k->source, 28, true); // x H: output c mixes H_K[a][c]
+  p.transposed = true;
+  k = hadamardQuantizeKernel(p);
+  ASSERT_TRUE(k.ok());
+  expectSignTable(k->source, 28, false);
+  HadamardParams l;
+  l.rows = 192; // K = 12 on the left: H x mixes H_K[c][a]
+  l.cols = 64;
+  l.side = HadamardSide::Left;
+  auto kl = hadamardKernel(l);
+  ASSERT_TRUE(kl.ok()) << kl.status().message();
+  expectSignTable(kl->source, 12, false);
+  HadamardParams big; // K = 172: three words per row
+  big.rows = 4;
+  big.cols = 11008;
+  auto kb = hadamardKernel(big);
+  ASSERT_TRUE(kb.ok()) << kb.status().message();
+  expectSignTable(kb->source, 172, true);
+}
+
+TEST(Generator, HadamardQuantizeLaunches) {
+  HadamardQuantizeParams p;
+  p.rows = 8192;
+  p.cols = 4096;
+  auto k = hadamardQuantizeKernel(p);
+  ASSERT_TRUE(k.ok());
+  ASSERT_EQ(k->launches.size(), 2u);
+  const LaunchSpec *a = k->find("_absmax"), *q = k->find("_quant");
+  ASSERT_TRUE(a && q);
+  EXPECT_EQ(a->grid.x, 8192u);
+  EXPECT_EQ(a->block.x, 64u); // RowWide: 64 threads x 64 elements
+  EXPECT_NE(k->source.find("halo::RowWide<4096, 64>"), std::string::npos);
+  EXPECT_EQ(a->sharedBytes, 4096u * 4 + 128);
+  EXPECT_EQ(q->sharedBytes, 4096u * 4 + 4096 + 128);
+  EXPECT_EQ(k->workspaceBytes, 8u);
+  EXPECT_NE(k->source.find("0x1p-6f"), std::string::npos); // 1/sqrt(4096)
+  p.transposedOutput = true; // tiles by 64: quantize, then transpose
+  k = hadamardQuantizeKernel(p);
+  ASSERT_TRUE(k.ok());
+  ASSERT_EQ(k->launches.size(), 3u);
+  EXPECT_EQ(k->find("_transpose")->grid.x, 4096u / 64);
+  EXPECT_EQ(k->find("_transpose")->grid.y, 8192u / 64);
+  EXPECT_EQ(k->scratchBytes, size_t{8192} * 4096);
+  p.rows = 8192 + 16; // does not tile: 16 rows per block write the transpose
+  k = hadamardQuantizeKernel(p);
+  ASSERT_TRUE(k.ok());
+  ASSERT_EQ(k->launches.size(), 2u);
+  EXPECT_EQ(k->find("_quant")->grid.x, (8192u + 16) / 16);
+  EXPECT_EQ(k->find("_quant")->block.x, 256u);
+  p.cols = 14336;
+  k = hadamardQuantizeKernel(p);
+  ASSERT_TRUE(k.ok());
+  EXPECT_EQ(k->find("_quant")->grid.x, (8192u + 16) / 4);
+  EXPECT_LE(k->find("_quant")->sharedBytes, 113u * 1024);
+  p.rows = 8192;
+  p.granularity = ScaleGranularity::Row;
+  p.transposedOutput = false;
+  k = hadamardQuantizeKernel(p);
+  ASSERT_TRUE(k.ok());
+  ASSERT_EQ(k->launches.size(), 1u);
+  EXPECT_TRUE(k->find("_rowq"));
+  EXPECT_EQ(k->workspaceBytes, 0u);
+}
+
+TEST(Generator, FastOrderOnlyForGroupedK) {
+  HadamardQuantizeParams p;
+  p.rows = 64;
+  p.cols = 14336;
+  p.order = HadamardOrder::Fast;
+  auto k = hadamardQuantizeKernel(p);
+  ASSERT_TRUE(k.ok());
+  EXPECT_NE(k->program.find("_fast"), std::string::npos);
+  EXPECT_NE(k->source.find("28, 512, 256, true, true>"), std::string::npos);
+  p.cols = 4096; // K = 1: nothing to group
+  k = hadamardQuantizeKernel(p);
+  ASSERT_TRUE(k.ok());
+  EXPECT_EQ(k->program.find("_fast"), std::string::npos);
+}
+
+TEST(Generator, LeftHadamardPasses) {
+  HadamardQuantizeParams p;
+  p.rows = 512;
+  p.cols = 64;
+  p.side = HadamardSide::Left;
+  auto k = hadamardQuantizeKernel(p);
+  ASSERT_TRUE(k.ok()) << k.status().message();
+  EXPECT_EQ(k->launches.size(), 2u); // one pass: absmax, quant
+  EXPECT_EQ(k->scratchBytes, 0u);
+  p.rows = 8192;
+  p.cols = 4096;
+  k = hadamardQuantizeKernel(p);
+  ASSERT_TRUE(k.ok()) << k.status().message();
+  ASSERT_EQ(k->launches.size(), 3u); // pass1, absmax, quant
+  EXPECT_TRUE(k->find("_pass1"));
+  EXPECT_EQ(k->scratchBytes, size_t{8192} * 4096 * 4);
+  EXPECT_EQ(k->find("_pass1")->grid.y, 8192u / 128);
+  EXPECT_EQ(k->find("_absmax")->grid.y, 128u);
+}
+
+TEST(Generator, RejectsBadShapes) {
+  HadamardQuantizeParams p;
+  p.rows = 4;
+  p.cols = 4104; // 8 * 513: no K * 2^k form
+  auto k = hadamardQuantizeKernel(p);
+  ASSERT_FALSE(k.ok());
+  EXPECT_NE(k.status().message().find("no Hadamard matrix of size 4104"),
+            std::string::npos);
+  p.cols = 12; // 12 * 1: power-of-two part below 8
+  EXPECT_FALSE(hadamardQuantizeKernel(p).ok());
+  p.cols = 20;
+  p.rotate = false; // plain quantize needs a multiple of 8 only
+  EXPECT_FALSE(hadamardQuantizeKernel(p).ok());
+  p.cols = 24;
+  EXPECT_TRUE(hadamardQuantizeKernel(p).ok());
+  HadamardQuantizeParams l;
+  l.rows = 100; // K = 100 > 64 on the left
+  l.cols = 64;
+  l.side = HadamardSide::Left;
+  EXPECT_FALSE(hadamardQuantizeKernel(l).ok());
+  l.rows = 512;
+  l.granularity = ScaleGranularity::Row;
+  EXPECT_FALSE(hadamardQuantizeKernel(l).ok());
+  EXPECT_FALSE(rmsNormForwardKernel({4, 12, 1e-5, false}).ok());
+  EXPECT_FALSE(ropeKernel({100, 64, 4, 2, 16, 1e4, false}).ok());
+  EXPECT_FALSE(attentionForwardKernel({1, 64, 4, 3, 16}).ok());
+  EXPECT_FALSE(swigluForwardKernel(12).ok());
+}
+
+TEST(Generator, ProgramsAreDistinctIdentifiers) {
+  std::regex ident("[A-Za-z_][A-Za-z0-9_]*");
+  HadamardQuantizeParams a, b;
+  a.rows = b.rows = 512;
+  a.cols = b.cols = 192;
+  b.format = numerics::QuantFormat::INT8;
+  auto ka = hadamardQuantizeKernel(a), kb = hadamardQuantizeKernel(b);
+  ASSERT_TRUE(ka.ok() && kb.ok());
+  EXPECT_NE(ka->program, kb->program);
+  EXPECT_TRUE(std::regex_match(ka->program, ident));
+  for (const LaunchSpec &l : ka->launches)
+    EXPECT_TRUE(std::regex_match(l.entry, ident));
+}
+
+} // namespace
+} // namespace halo::cuda::kernels

@@ -1,0 +1,147 @@
+//===- KernelCases.h - Every kernel at the example models' shapes -*- C++ -*-===//
+//
+// The instantiations the compile test builds for sm_90 and sm_89: the tiny
+// example (hidden 64, FFN 192 = 12 * 16, T = 512, vocab 256, 4 heads / 2 KV,
+// head dim 16) and Llama-3-8B (hidden 4096, FFN 14336 = 28 * 512, T = 8192,
+// 32 heads / 8 KV, head dim 128, vocab 128256), covering each template and
+// each option at least once.
+//
+//===----------------------------------------------------------------------===//
+#ifndef HALO_TESTS_UNIT_KERNELS_KERNELCASES_H
+#define HALO_TESTS_UNIT_KERNELS_KERNELCASES_H
+
+#include "runtime/cuda/kernels/KernelTemplates.h"
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace halo::cuda::kernels::testing {
+
+struct ModelShape {
+  const char *name;
+  int64_t hidden, ffn, tokens, seqLen, vocab, heads, kvHeads, headDim;
+};
+
+inline const std::vector<ModelShape> &modelShapes() {
+  static const std::vector<ModelShape> shapes = {
+      {"tiny", 64, 192, 512, 64, 256, 4, 2, 16},
+      {"llama3_8b", 4096, 14336, 8192, 2048, 128256, 32, 8, 128},
+  };
+  return shapes;
+}
+
+struct KernelCase {
+  std::string label;
+  std::function<StatusOr<GeneratedKernel>()> make;
+};
+
+inline std::vector<KernelCase> kernelCases(const ModelShape &m) {
+  using numerics::QuantFormat;
+  std::vector<KernelCase> cases;
+  auto hq = [&](std::string label, HadamardQuantizeParams p) {
+    cases.push_back({std::move(label), [p] { return hadamardQuantizeKernel(p); }});
+  };
+  const int64_t T = m.tokens;
+  for (int64_t n : {m.hidden, m.ffn}) {
+    std::string s = std::to_string(n);
+    HadamardQuantizeParams p;
+    p.rows = T;
+    p.cols = n;
+    hq("hq_fp8_tensor_" + s, p);
+    HadamardQuantizeParams t = p;
+    t.format = QuantFormat::INT8;
+    t.transposedOutput = true;
+    hq("hq_i8_tensor_tout_" + s, t);
+    HadamardQuantizeParams r = p;
+    r.granularity = ScaleGranularity::Row;
+    hq("hq_fp8_row_" + s, r);
+    HadamardQuantizeParams fast = p;
+    fast.order = HadamardOrder::Fast;
+    if (n == m.ffn)
+      hq("hq_fp8_tensor_fast_" + s, fast);
+    HadamardQuantizeParams rt = r;
+    rt.transposedOutput = true;
+    rt.transposed = true;
+    hq("hq_fp8_row_tout_ht_" + s, rt);
+  }
+  {
+    HadamardQuantizeParams p; // HALO-0: plain quantize, transposed for G
+    p.rows = T;
+    p.cols = m.hidden;
+    p.rotate = false;
+    p.transposedOutput = true;
+    hq("q_fp8_tensor_tout", p);
+    HadamardQuantizeParams s; // SwiGLU product feeding down_proj
+    s.rows = T;
+    s.cols = m.ffn;
+    s.swigluInput = true;
+    hq("hq_fp8_tensor_swiglu", s);
+    HadamardQuantizeParams l; // HALO-2: Q(H_T E)
+    l.rows = T;
+    l.cols = m.hidden;
+    l.side = HadamardSide::Left;
+    l.format = QuantFormat::INT8;
+    hq("hql_i8_tensor", l);
+  }
+  auto had = [&](std::string label, HadamardParams p) {
+    cases.push_back({std::move(label), [p] { return hadamardKernel(p); }});
+  };
+  for (int64_t n : {m.hidden, m.ffn}) {
+    HadamardParams p;
+    p.rows = T;
+    p.cols = n;
+    p.transposed = true;
+    had("h_right_ht_" + std::to_string(n), p);
+  }
+  {
+    HadamardParams p;
+    p.rows = T;
+    p.cols = m.hidden;
+    p.side = HadamardSide::Left;
+    p.transposed = true;
+    had("h_left_ht", p);
+    HadamardParams f = p;
+    f.side = HadamardSide::Right;
+    f.transposed = false;
+    f.input = ElemType::F32;
+    f.output = ElemType::F32;
+    had("h_right_f32", f);
+  }
+  for (bool res : {false, true}) {
+    RmsNormParams p{T, m.hidden, 1e-5, res};
+    cases.push_back({std::string("rmsnorm_fwd") + (res ? "_res" : ""),
+                     [p] { return rmsNormForwardKernel(p); }});
+    cases.push_back({std::string("rmsnorm_bwd") + (res ? "_res" : ""),
+                     [p] { return rmsNormBackwardKernel(p); }});
+  }
+  for (bool inv : {false, true}) {
+    RopeParams p{T, m.seqLen, m.heads, m.kvHeads, m.headDim, 500000.0, inv};
+    cases.push_back({std::string("rope") + (inv ? "_inv" : ""),
+                     [p] { return ropeKernel(p); }});
+  }
+  int64_t ffnElems = T * m.ffn;
+  cases.push_back({"swiglu_fwd", [=] { return swigluForwardKernel(ffnElems); }});
+  cases.push_back({"swiglu_bwd", [=] { return swigluBackwardKernel(ffnElems); }});
+  EmbeddingParams e{T, m.vocab, m.hidden};
+  cases.push_back({"embedding", [=] { return embeddingKernel(e); }});
+  CrossEntropyParams ce{T, m.vocab};
+  cases.push_back({"cross_entropy", [=] { return crossEntropyKernel(ce); }});
+  int64_t wElems = m.ffn * m.hidden;
+  cases.push_back({"sumsq_f32", [=] { return sumSquaresKernel(wElems, ElemType::F32); }});
+  cases.push_back({"global_norm", [] { return globalNormKernel(1.0); }});
+  cases.push_back({"lr_cosine", [] {
+                     return lrScheduleKernel({3e-4, 20, 1000, 2});
+                   }});
+  AdamWParams a;
+  a.elements = wElems;
+  cases.push_back({"adamw", [=] { return adamwKernel(a); }});
+  AttentionParams at{T / m.seqLen, m.seqLen, m.heads, m.kvHeads, m.headDim};
+  cases.push_back({"attention_fwd", [=] { return attentionForwardKernel(at); }});
+  cases.push_back({"attention_bwd", [=] { return attentionBackwardKernel(at); }});
+  return cases;
+}
+
+} // namespace halo::cuda::kernels::testing
+
+#endif // HALO_TESTS_UNIT_KERNELS_KERNELCASES_H

@@ -1,0 +1,1118 @@
+//===- gpu_check.cpp - Run the kernel templates on a GPU, compare to CPU ---===//
+//
+// Built twice: as halo-kernels-gpu-check (with main, no GoogleTest; see
+// scripts/gpu/kernels/check.sh) and into halo-kernels-tests
+// (HALO_GPU_CHECK_NO_MAIN; GpuCheckTest.cpp calls runGpuChecks).
+//
+// Exactness argument for the quantizers: the kernels perform the FP32
+// additions of the CPU oracle (numerics::hadamardRows/Cols) in the same order
+// (see hadamard_rows.cuh), divide by the scale with IEEE division and round
+// with the same RNE / saturating conversions, so codes and scales must match
+// bit for bit; any mismatch is reported with its code-step histogram.
+//
+//===----------------------------------------------------------------------===//
+#include "tests/unit/kernels/GpuCheck.h"
+#include "tests/unit/kernels/KernelCases.h"
+
+#include "runtime/cpu/Kernels.h"
+#include "runtime/cuda/CudaContext.h"
+#include "runtime/cuda/CudaDriver.h"
+#include "runtime/cuda/Nvrtc.h"
+#include "runtime/cuda/kernels/KernelTemplates.h"
+#include "runtime/numerics/Float8.h"
+#include "runtime/numerics/Hadamard.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <future>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <vector>
+
+namespace halo::cuda::kernels::testing {
+namespace {
+
+using numerics::QuantFormat;
+
+//===----------------------------------------------------------------------===//
+// Device plumbing
+//===----------------------------------------------------------------------===//
+
+struct Loaded {
+  GeneratedKernel kernel;
+  std::unique_ptr<CudaModule> module;
+  std::vector<CUfunction> functions;
+};
+
+class Gpu {
+public:
+  const CudaDriver *drv = nullptr;
+  std::unique_ptr<CudaContext> ctx;
+  std::string arch;
+
+  StatusOr<std::unique_ptr<Loaded>> load(const GeneratedKernel &k) {
+    CompileOptions options;
+    options.arch = arch;
+    auto compiled = compileKernel({k.program, k.source, {}}, options);
+    if (!compiled.ok())
+      return compiled.status();
+    auto module = CudaModule::load(*drv, compiled->image);
+    if (!module.ok())
+      return module.status();
+    auto out = std::make_unique<Loaded>();
+    out->kernel = k;
+    out->module = std::make_unique<CudaModule>(std::move(module.value()));
+    for (const LaunchSpec &l : k.launches) {
+      auto fn = out->module->function(l.entry);
+      if (!fn.ok())
+        return fn.status();
+      if (l.sharedBytes > 48 * 1024)
+        HALO_CU_RETURN_IF_ERROR(
+            *drv, cuFuncSetAttribute(*fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                                     static_cast<int>(l.sharedBytes)));
+      out->functions.push_back(*fn);
+    }
+    return out;
+  }
+};
+
+/// Kernel arguments: each is a device pointer (or null) or a scalar.
+class Args {
+public:
+  Args &ptr(CUdeviceptr p) {
+    values_.push_back(p);
+    return *this;
+  }
+  void **pointers() {
+    ptrs_.clear();
+    for (auto &v : values_)
+      ptrs_.push_back(&v);
+    return ptrs_.data();
+  }
+
+private:
+  std::vector<CUdeviceptr> values_;
+  std::vector<void *> ptrs_;
+};
+
+Status launch(Gpu &gpu, const Loaded &l, size_t i, Args args) {
+  const LaunchSpec &s = l.kernel.launches[i];
+  HALO_CU_RETURN_IF_ERROR(
+      *gpu.drv, cuLaunchKernel(l.functions[i], s.grid.x, s.grid.y, s.grid.z,
+                               s.block.x, s.block.y, s.block.z, s.sharedBytes,
+                               nullptr, args.pointers(), nullptr));
+  return Status::success();
+}
+
+struct Buf {
+  std::unique_ptr<DeviceBuffer> b;
+  CUdeviceptr p() const { return b ? b->pointer() : 0; }
+};
+
+Buf alloc(Gpu &gpu, size_t bytes, bool zero = true) {
+  auto b = DeviceBuffer::allocate(*gpu.drv, std::max<size_t>(bytes, 16));
+  if (!b.ok())
+    throw std::runtime_error(b.status().message());
+  Buf out{std::make_unique<DeviceBuffer>(std::move(b.value()))};
+  if (zero)
+    gpu.drv->cuMemsetD8(out.p(), 0, std::max<size_t>(bytes, 16));
+  return out;
+}
+
+template <typename T> Buf upload(Gpu &gpu, const std::vector<T> &v) {
+  Buf b = alloc(gpu, v.size() * sizeof(T), false);
+  Status s = b.b->copyFromHost(v.data(), v.size() * sizeof(T));
+  if (!s.ok())
+    throw std::runtime_error(s.message());
+  return b;
+}
+
+template <typename T> std::vector<T> download(const Buf &b, size_t count) {
+  std::vector<T> v(count);
+  Status s = b.b->copyToHost(v.data(), count * sizeof(T));
+  if (!s.ok())
+    throw std::runtime_error(s.message());
+  return v;
+}
+
+void check(Status s) {
+  if (!s.ok())
+    throw std::runtime_error(s.message());
+}
+
+//===----------------------------------------------------------------------===//
+// Data and comparisons
+//===----------------------------------------------------------------------===//
+
+std::vector<uint16_t> toBf16(const std::vector<float> &v) {
+  std::vector<uint16_t> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i)
+    out[i] = numerics::floatToBF16(v[i]);
+  return out;
+}
+std::vector<float> fromBf16(const std::vector<uint16_t> &v) {
+  std::vector<float> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i)
+    out[i] = numerics::bf16ToFloat(v[i]);
+  return out;
+}
+
+/// Normal(0, sigma) rounded to BF16, with `outliers` channels (columns)
+/// scaled by 50 (the activation outliers Hadamard rotations spread out).
+std::vector<float> randomBf16(size_t rows, size_t cols, uint64_t seed,
+                              float sigma = 1.0f, int outliers = 0) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> nd(0.0f, sigma);
+  std::vector<float> v(rows * cols);
+  std::vector<size_t> hot;
+  for (int i = 0; i < outliers; ++i)
+    hot.push_back((i * 7919 + 13) % cols);
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t c = 0; c < cols; ++c)
+      v[r * cols + c] = nd(rng);
+  for (size_t c : hot)
+    for (size_t r = 0; r < rows; ++r)
+      v[r * cols + c] *= 50.0f;
+  for (float &x : v)
+    x = numerics::roundToBF16(x);
+  return v;
+}
+
+struct Report {
+  std::ostream &log;
+  int checks = 0, failures = 0;
+  std::vector<std::string> json;
+
+  void result(const std::string &name, bool ok, const std::string &detail) {
+    ++checks;
+    if (!ok)
+      ++failures;
+    log << (ok ? "[ OK ] " : "[FAIL] ") << name << ": " << detail << std::endl;
+    std::string d = detail;
+    std::replace(d.begin(), d.end(), '"', '\'');
+    json.push_back("{\"name\": \"" + name + "\", \"ok\": " + (ok ? "true" : "false") +
+                   ", \"detail\": \"" + d + "\"}");
+  }
+};
+
+/// Signed ordinal of a code (codes of adjacent values differ by 1).
+int ordinal(uint8_t code, QuantFormat f) {
+  if (f == QuantFormat::INT8)
+    return static_cast<int8_t>(code);
+  int mag = code & 0x7F;
+  return (code & 0x80) ? -mag : mag;
+}
+
+struct CodeDiff {
+  size_t mismatches = 0, oneStep = 0;
+  int maxStep = 0;
+  std::string describe(size_t total) const {
+    std::ostringstream os;
+    os << mismatches << "/" << total << " codes differ";
+    if (mismatches)
+      os << " (" << oneStep << " by one step, max " << maxStep << " steps)";
+    return os.str();
+  }
+};
+
+CodeDiff compareCodes(const std::vector<uint8_t> &got,
+                      const std::vector<uint8_t> &want, QuantFormat f) {
+  CodeDiff d;
+  for (size_t i = 0; i < want.size(); ++i)
+    if (got[i] != want[i]) {
+      ++d.mismatches;
+      int step = std::abs(ordinal(got[i], f) - ordinal(want[i], f));
+      // -0 vs +0 is a bit difference of zero steps; count it as one.
+      step = std::max(step, 1);
+      d.oneStep += step == 1;
+      d.maxStep = std::max(d.maxStep, step);
+    }
+  return d;
+}
+
+struct Tol {
+  double atol, rtol;
+};
+
+std::string compareFloats(const std::vector<float> &got,
+                          const std::vector<float> &want, Tol tol, bool &ok) {
+  double maxAbs = 0, maxRel = 0;
+  size_t bad = 0, worst = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    double a = got[i], b = want[i], e = std::fabs(a - b);
+    if (!(e <= tol.atol + tol.rtol * std::fabs(b))) {
+      if (!bad || e > std::fabs(got[worst] - want[worst]))
+        worst = i;
+      ++bad;
+    }
+    maxAbs = std::max(maxAbs, e);
+    if (std::fabs(b) > 1e-3)
+      maxRel = std::max(maxRel, e / std::fabs(b));
+  }
+  ok = bad == 0;
+  std::ostringstream os;
+  os << "max abs err " << std::setprecision(3) << maxAbs << ", max rel err "
+     << maxRel << " (|x|>1e-3)";
+  if (bad)
+    os << "; " << bad << "/" << want.size() << " outside tolerance, e.g. [" << worst
+       << "] got " << got[worst] << " want " << want[worst];
+  return os.str();
+}
+
+/// CPU oracle of Q(x H): rotated values, scale(s), codes.
+struct QuantRef {
+  std::vector<float> scales; // 1 (tensor) or rows
+  std::vector<uint8_t> codes; // [rows, cols]
+  float absmax = 0;
+};
+
+uint8_t encode(float x, float scale, QuantFormat f) {
+  float s = x / scale;
+  return f == QuantFormat::FP8E4M3 ? numerics::floatToE4M3(s)
+                                   : static_cast<uint8_t>(numerics::floatToInt8(s));
+}
+
+QuantRef quantRef(const std::vector<float> &rotated, size_t rows, size_t cols,
+                  QuantFormat f, bool rowwise) {
+  QuantRef r;
+  r.codes.resize(rotated.size());
+  if (!rowwise) {
+    for (float v : rotated)
+      r.absmax = std::max(r.absmax, std::fabs(v));
+    float s = numerics::quantScale(r.absmax, f);
+    r.scales = {s};
+    for (size_t i = 0; i < rotated.size(); ++i)
+      r.codes[i] = encode(rotated[i], s, f);
+    return r;
+  }
+  for (size_t row = 0; row < rows; ++row) {
+    float amax = 0;
+    for (size_t c = 0; c < cols; ++c)
+      amax = std::max(amax, std::fabs(rotated[row * cols + c]));
+    float s = numerics::quantScale(amax, f);
+    r.scales.push_back(s);
+    for (size_t c = 0; c < cols; ++c)
+      r.codes[row * cols + c] = encode(rotated[row * cols + c], s, f);
+  }
+  return r;
+}
+
+std::vector<uint8_t> transposeCodes(const std::vector<uint8_t> &t, size_t rows,
+                                    size_t cols) {
+  // t is [cols, rows]; returns [rows, cols].
+  std::vector<uint8_t> out(rows * cols);
+  for (size_t c = 0; c < cols; ++c)
+    for (size_t r = 0; r < rows; ++r)
+      out[r * cols + c] = t[c * rows + r];
+  return out;
+}
+
+float median(std::vector<float> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+/// Median milliseconds of `reps` runs of fn (after 3 warm-ups), CUDA events.
+float timeMs(Gpu &gpu, const std::function<void()> &fn, int reps = 20) {
+  CUevent a, b;
+  check(gpu.drv->check(gpu.drv->cuEventCreate(&a, 0), "cuEventCreate", __FILE__, __LINE__));
+  check(gpu.drv->check(gpu.drv->cuEventCreate(&b, 0), "cuEventCreate", __FILE__, __LINE__));
+  for (int i = 0; i < 3; ++i)
+    fn();
+  std::vector<float> ms;
+  for (int i = 0; i < reps; ++i) {
+    gpu.drv->cuEventRecord(a, nullptr);
+    fn();
+    gpu.drv->cuEventRecord(b, nullptr);
+    gpu.drv->cuEventSynchronize(b);
+    float t = 0;
+    gpu.drv->cuEventElapsedTime(&t, a, b);
+    ms.push_back(t);
+  }
+  gpu.drv->cuEventDestroy(a);
+  gpu.drv->cuEventDestroy(b);
+  return median(ms);
+}
+
+//===----------------------------------------------------------------------===//
+// The checks
+//===----------------------------------------------------------------------===//
+
+class Checker {
+public:
+  Checker(Gpu &gpu, Report &report, const GpuCheckOptions &options)
+      : gpu_(gpu), rep_(report), opt_(options) {}
+
+  bool wanted(const std::string &name) const {
+    return opt_.filter.empty() || name.find(opt_.filter) != std::string::npos;
+  }
+
+  /// Compiles (in parallel) and caches every kernel the checks will use.
+  std::unique_ptr<Loaded> get(StatusOr<GeneratedKernel> k) {
+    if (!k.ok())
+      throw std::runtime_error(k.status().message());
+    auto l = gpu_.load(*k);
+    if (!l.ok())
+      throw std::runtime_error(l.status().message());
+    return std::move(l.value());
+  }
+
+  void hadamardQuant(size_t rows, size_t cols, QuantFormat f, bool rowwise,
+                     bool tout, bool transposedH, bool rotate, int outliers,
+                     bool timing, bool fast = false);
+  void hadamardQuantLeft(size_t rows, size_t cols, QuantFormat f, bool timing);
+  void swigluQuant(size_t rows, size_t cols);
+  void hadamardPlain(size_t rows, size_t cols, HadamardSide side, bool transposed,
+                     ElemType in, ElemType out, bool timing);
+  void rmsNorm(size_t rows, size_t dim, bool timing);
+  void rope(size_t tokens, size_t seq, size_t h, size_t kv, size_t hd);
+  void swiglu(size_t n);
+  void embedding(size_t tokens, size_t vocab, size_t dim);
+  void crossEntropy(size_t tokens, size_t vocab);
+  void norms(size_t n);
+  void adamw(size_t n);
+  void attention(size_t b, size_t s, size_t h, size_t kv, size_t hd, bool timing);
+
+  std::vector<std::string> timings;
+
+private:
+  Gpu &gpu_;
+  Report &rep_;
+  const GpuCheckOptions &opt_;
+  float copyMs(size_t bytes, float *gbps);
+};
+
+float Checker::copyMs(size_t bytes, float *gbps) {
+  Buf a = alloc(gpu_, bytes), b = alloc(gpu_, bytes);
+  float ms = timeMs(gpu_, [&] {
+    gpu_.drv->cuMemcpyDtoDAsync(b.p(), a.p(), bytes, nullptr);
+  });
+  *gbps = static_cast<float>(2.0 * bytes / (ms * 1e-3) / 1e9);
+  return ms;
+}
+
+void Checker::hadamardQuant(size_t rows, size_t cols, QuantFormat f, bool rowwise,
+                            bool tout, bool transposedH, bool rotate,
+                            int outliers, bool timing, bool fast) {
+  std::ostringstream nm;
+  nm << (rotate ? "hadamard_quant" : "quant") << "_" << rows << "x" << cols << "_"
+     << (f == QuantFormat::FP8E4M3 ? "fp8" : "i8") << (rowwise ? "_row" : "_tensor")
+     << (tout ? "_tout" : "") << (transposedH ? "_ht" : "") << (fast ? "_fast" : "");
+  std::string name = nm.str();
+  if (!wanted(name))
+    return;
+  HadamardQuantizeParams p;
+  p.rows = static_cast<int64_t>(rows);
+  p.cols = static_cast<int64_t>(cols);
+  p.format = f;
+  p.granularity = rowwise ? ScaleGranularity::Row : ScaleGranularity::Tensor;
+  p.transposedOutput = tout;
+  p.transposed = transposedH;
+  p.rotate = rotate;
+  p.order = fast ? HadamardOrder::Fast : HadamardOrder::Exact;
+  auto l = get(hadamardQuantizeKernel(p));
+  std::vector<float> x = randomBf16(rows, cols, rows * 31 + cols, 1.0f, outliers);
+  for (size_t i = 5; i < x.size(); i += 997) // signed zeros must keep their sign
+    x[i] = (i / 997) % 2 ? -0.0f : 0.0f;
+  Buf dx = upload(gpu_, toBf16(x));
+  Buf codes = alloc(gpu_, rows * cols);
+  Buf ws = alloc(gpu_, 8), scale = alloc(gpu_, 4), absmax = alloc(gpu_, 4);
+  Buf rowScale = alloc(gpu_, rows * 4);
+  // Transposed output through scratch + a transpose launch when it tiles.
+  const bool split = l->kernel.find("_transpose") != nullptr;
+  Buf tmp = alloc(gpu_, l->kernel.scratchBytes);
+  const CUdeviceptr q = split ? tmp.p() : codes.p();
+  auto run = [&] {
+    if (rowwise) {
+      check(launch(gpu_, *l, 0, Args().ptr(dx.p()).ptr(rowScale.p()).ptr(q)));
+    } else {
+      check(launch(gpu_, *l, 0, Args().ptr(dx.p()).ptr(ws.p()).ptr(scale.p()).ptr(absmax.p())));
+      check(launch(gpu_, *l, 1, Args().ptr(dx.p()).ptr(scale.p()).ptr(q)));
+    }
+    if (split)
+      check(launch(gpu_, *l, rowwise ? 1 : 2, Args().ptr(tmp.p()).ptr(codes.p())));
+  };
+  run();
+  run(); // the workspace must be reusable
+  check(gpu_.ctx->synchronize());
+  std::vector<uint8_t> got = download<uint8_t>(codes, rows * cols);
+  if (tout)
+    got = transposeCodes(got, rows, cols);
+  std::vector<float> rot = x;
+  if (rotate)
+    numerics::hadamardRows(rot.data(), static_cast<int64_t>(rows),
+                           static_cast<int64_t>(cols), transposedH);
+  QuantRef ref = quantRef(rot, rows, cols, f, rowwise);
+  CodeDiff d = compareCodes(got, ref.codes, f);
+  std::ostringstream os;
+  bool scalesOk = true;
+  if (rowwise) {
+    std::vector<float> s = download<float>(rowScale, rows);
+    size_t bad = 0;
+    for (size_t r = 0; r < rows; ++r)
+      bad += std::memcmp(&s[r], &ref.scales[r], 4) != 0;
+    scalesOk = bad == 0;
+    os << bad << "/" << rows << " row scales differ; ";
+  } else {
+    float s = download<float>(scale, 1)[0], a = download<float>(absmax, 1)[0];
+    scalesOk = std::memcmp(&s, &ref.scales[0], 4) == 0 &&
+               std::memcmp(&a, &ref.absmax, 4) == 0;
+    os << "scale " << s << (scalesOk ? " (bit-exact)" : " != ") << (scalesOk ? "" : std::to_string(ref.scales[0]))
+       << ", absmax " << a << "; ";
+    std::vector<uint32_t> w = download<uint32_t>(ws, 2);
+    if (w[0] || w[1]) {
+      scalesOk = false;
+      os << "workspace not reset; ";
+    }
+  }
+  os << d.describe(rows * cols);
+  if (fast) {
+    // A different rounding order of the K mix: the absmax (hence the scale)
+    // may move by an ulp and codes by one step on a tiny fraction.
+    os << " (grouped K mix; one-step differences on <= 1e-4 allowed)";
+    rep_.result(name, d.maxStep <= 1 && d.mismatches * 10000 <= rows * cols, os.str());
+  } else {
+    rep_.result(name, scalesOk && d.mismatches == 0, os.str());
+  }
+
+  if (timing) {
+    size_t inBytes = rows * cols * 2, outBytes = rows * cols;
+    float copyBw = 0;
+    float cms = copyMs(inBytes, &copyBw);
+    std::ostringstream t;
+    if (rowwise) {
+      float ms = timeMs(gpu_, run);
+      double bw = (inBytes + outBytes) / (ms * 1e-3) / 1e9;
+      t << name << ": " << ms * 1e3 << " us, " << bw << " GB/s moved (R+W) = "
+        << 100.0 * bw / copyBw << "% of copy bandwidth " << copyBw << " GB/s";
+    } else {
+      float m1 = timeMs(gpu_, [&] {
+        check(launch(gpu_, *l, 0, Args().ptr(dx.p()).ptr(ws.p()).ptr(scale.p()).ptr(absmax.p())));
+      });
+      float m2 = timeMs(gpu_, [&] {
+        check(launch(gpu_, *l, 1, Args().ptr(dx.p()).ptr(scale.p()).ptr(q)));
+      });
+      float ms = timeMs(gpu_, run);
+      double moved = 2.0 * inBytes + outBytes, minimal = inBytes + outBytes;
+      double bw = moved / (ms * 1e-3) / 1e9;
+      t << name << ": " << ms * 1e3 << " us (absmax " << m1 * 1e3 << " us, quant "
+        << m2 * 1e3 << " us" << (split ? " + transpose" : "") << "); " << bw << " GB/s moved (2R+W) = "
+        << 100.0 * bw / copyBw << "% of copy bandwidth " << copyBw
+        << " GB/s; vs a copy of R+W bytes: "
+        << 100.0 * (minimal / (copyBw * 1e9)) / (ms * 1e-3) << "%; copy of the input "
+        << cms * 1e3 << " us";
+    }
+    rep_.log << "[TIME] " << t.str() << std::endl;
+    timings.push_back(t.str());
+  }
+}
+
+void Checker::hadamardQuantLeft(size_t rows, size_t cols, QuantFormat f,
+                                bool timing) {
+  std::string name = "hadamard_quant_left_" + std::to_string(rows) + "x" +
+                     std::to_string(cols) + (f == QuantFormat::FP8E4M3 ? "_fp8" : "_i8");
+  if (!wanted(name))
+    return;
+  HadamardQuantizeParams p;
+  p.rows = static_cast<int64_t>(rows);
+  p.cols = static_cast<int64_t>(cols);
+  p.side = HadamardSide::Left;
+  p.format = f;
+  auto l = get(hadamardQuantizeKernel(p));
+  std::vector<float> x = randomBf16(rows, cols, rows + 7 * cols, 0.01f, 4);
+  Buf dx = upload(gpu_, toBf16(x));
+  Buf codes = alloc(gpu_, rows * cols), ws = alloc(gpu_, 8);
+  Buf scale = alloc(gpu_, 4), absmax = alloc(gpu_, 4);
+  Buf tmp = alloc(gpu_, l->kernel.scratchBytes);
+  const bool two = l->kernel.launches.size() == 3;
+  auto run = [&] {
+    CUdeviceptr src = dx.p();
+    size_t i = 0;
+    if (two) {
+      check(launch(gpu_, *l, i++, Args().ptr(dx.p()).ptr(tmp.p())));
+      src = tmp.p();
+    }
+    check(launch(gpu_, *l, i++, Args().ptr(src).ptr(ws.p()).ptr(scale.p()).ptr(absmax.p())));
+    check(launch(gpu_, *l, i++, Args().ptr(src).ptr(scale.p()).ptr(codes.p())));
+  };
+  run();
+  run();
+  check(gpu_.ctx->synchronize());
+  std::vector<float> rot = x;
+  numerics::hadamardCols(rot.data(), static_cast<int64_t>(rows),
+                         static_cast<int64_t>(cols), false);
+  QuantRef ref = quantRef(rot, rows, cols, f, false);
+  CodeDiff d = compareCodes(download<uint8_t>(codes, rows * cols), ref.codes, f);
+  float s = download<float>(scale, 1)[0];
+  bool ok = std::memcmp(&s, &ref.scales[0], 4) == 0 && d.mismatches == 0;
+  rep_.result(name, ok, "scale " + std::to_string(s) + "; " + d.describe(rows * cols) +
+                            (two ? " (two passes)" : " (one pass)"));
+  if (timing) {
+    float copyBw = 0;
+    copyMs(rows * cols * 2, &copyBw);
+    float ms = timeMs(gpu_, run);
+    std::ostringstream t;
+    t << name << ": " << ms * 1e3 << " us for " << l->kernel.launches.size()
+      << " launches; a copy of R+W bytes would take "
+      << (rows * cols * 3.0) / (copyBw * 1e9) * 1e6 << " us";
+    rep_.log << "[TIME] " << t.str() << std::endl;
+    timings.push_back(t.str());
+  }
+}
+
+void Checker::swigluQuant(size_t rows, size_t cols) {
+  std::string name = "hadamard_quant_swiglu_" + std::to_string(rows) + "x" + std::to_string(cols);
+  if (!wanted(name))
+    return;
+  HadamardQuantizeParams p;
+  p.rows = static_cast<int64_t>(rows);
+  p.cols = static_cast<int64_t>(cols);
+  p.swigluInput = true;
+  auto l = get(hadamardQuantizeKernel(p));
+  std::vector<float> g = randomBf16(rows, cols, 11), u = randomBf16(rows, cols, 12, 1.0f, 3);
+  Buf dg = upload(gpu_, toBf16(g)), du = upload(gpu_, toBf16(u));
+  Buf codes = alloc(gpu_, rows * cols), ws = alloc(gpu_, 8), scale = alloc(gpu_, 4);
+  check(launch(gpu_, *l, 0, Args().ptr(dg.p()).ptr(du.p()).ptr(ws.p()).ptr(scale.p()).ptr(0)));
+  check(launch(gpu_, *l, 1, Args().ptr(dg.p()).ptr(du.p()).ptr(scale.p()).ptr(codes.p())));
+  check(gpu_.ctx->synchronize());
+  std::vector<float> y(rows * cols);
+  for (size_t i = 0; i < y.size(); ++i) {
+    float s = 1.0f / (1.0f + std::exp(-g[i]));
+    y[i] = numerics::roundToBF16(g[i] * s * u[i]);
+  }
+  numerics::hadamardRows(y.data(), static_cast<int64_t>(rows), static_cast<int64_t>(cols), false);
+  QuantRef ref = quantRef(y, rows, cols, QuantFormat::FP8E4M3, false);
+  CodeDiff d = compareCodes(download<uint8_t>(codes, rows * cols), ref.codes, QuantFormat::FP8E4M3);
+  // expf on the device and std::exp may differ in the last bit, which can flip
+  // a BF16 rounding of silu(g) * u; allow one-step differences on < 0.1%.
+  bool ok = d.maxStep <= 1 && d.mismatches * 1000 <= rows * cols;
+  rep_.result(name, ok, d.describe(rows * cols) + " (SwiGLU computed on load)");
+}
+
+void Checker::hadamardPlain(size_t rows, size_t cols, HadamardSide side,
+                            bool transposed, ElemType in, ElemType out, bool timing) {
+  std::ostringstream nm;
+  nm << "hadamard_" << (side == HadamardSide::Right ? "right" : "left") << "_" << rows
+     << "x" << cols << (transposed ? "_ht" : "") << (in == ElemType::F32 ? "_if32" : "")
+     << (out == ElemType::F32 ? "_of32" : "");
+  std::string name = nm.str();
+  if (!wanted(name))
+    return;
+  HadamardParams p;
+  p.rows = static_cast<int64_t>(rows);
+  p.cols = static_cast<int64_t>(cols);
+  p.side = side;
+  p.transposed = transposed;
+  p.input = in;
+  p.output = out;
+  auto l = get(hadamardKernel(p));
+  std::vector<float> x = randomBf16(rows, cols, 99 + rows, 1.0f, 2);
+  if (in == ElemType::F32) { // full-precision FP32 inputs
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<float> ud(-1.0f, 1.0f);
+    for (float &v : x)
+      v = ud(rng);
+  }
+  Buf dx = in == ElemType::F32 ? upload(gpu_, x) : upload(gpu_, toBf16(x));
+  size_t ob = out == ElemType::F32 ? 4 : 2;
+  Buf dy = alloc(gpu_, rows * cols * ob), tmp = alloc(gpu_, l->kernel.scratchBytes);
+  auto run = [&] {
+    if (l->kernel.launches.size() == 2) {
+      check(launch(gpu_, *l, 0, Args().ptr(dx.p()).ptr(tmp.p())));
+      check(launch(gpu_, *l, 1, Args().ptr(tmp.p()).ptr(dy.p())));
+    } else {
+      check(launch(gpu_, *l, 0, Args().ptr(dx.p()).ptr(dy.p())));
+    }
+  };
+  run();
+  check(gpu_.ctx->synchronize());
+  std::vector<float> want = x;
+  if (side == HadamardSide::Right)
+    numerics::hadamardRows(want.data(), p.rows, p.cols, transposed);
+  else
+    numerics::hadamardCols(want.data(), p.rows, p.cols, transposed);
+  std::vector<float> got;
+  if (out == ElemType::F32) {
+    got = download<float>(dy, rows * cols);
+  } else {
+    got = fromBf16(download<uint16_t>(dy, rows * cols));
+    for (float &v : want)
+      v = numerics::roundToBF16(v);
+  }
+  size_t bad = 0;
+  for (size_t i = 0; i < got.size(); ++i)
+    bad += std::memcmp(&got[i], &want[i], 4) != 0;
+  rep_.result(name, bad == 0, std::to_string(bad) + "/" + std::to_string(got.size()) +
+                                  " values differ from the CPU oracle (bit-exact expected)");
+  if (timing) {
+    float copyBw = 0;
+    copyMs(rows * cols * 2, &copyBw);
+    float ms = timeMs(gpu_, run);
+    double bytes = rows * cols * ((in == ElemType::F32 ? 4.0 : 2.0) + ob);
+    double bw = bytes / (ms * 1e-3) / 1e9;
+    std::ostringstream t;
+    t << name << ": " << ms * 1e3 << " us, " << bw << " GB/s (R+W) = "
+      << 100.0 * bw / copyBw << "% of copy bandwidth";
+    rep_.log << "[TIME] " << t.str() << std::endl;
+    timings.push_back(t.str());
+  }
+}
+
+void Checker::rmsNorm(size_t rows, size_t dim, bool timing) {
+  std::string name = "rmsnorm_" + std::to_string(rows) + "x" + std::to_string(dim);
+  if (!wanted(name))
+    return;
+  const float eps = 1e-5f;
+  RmsNormParams p{static_cast<int64_t>(rows), static_cast<int64_t>(dim), eps, true};
+  auto lf = get(rmsNormForwardKernel(p));
+  auto lb = get(rmsNormBackwardKernel(p));
+  std::vector<float> x = randomBf16(rows, dim, 1), r = randomBf16(rows, dim, 2);
+  std::vector<float> w = randomBf16(1, dim, 3, 0.5f), dy = randomBf16(rows, dim, 4);
+  std::vector<float> dres = randomBf16(rows, dim, 5);
+  for (float &v : w)
+    v = numerics::roundToBF16(1.0f + v);
+  Buf dX = upload(gpu_, toBf16(x)), dR = upload(gpu_, toBf16(r)), dW = upload(gpu_, toBf16(w));
+  Buf dH = alloc(gpu_, rows * dim * 2), dYo = alloc(gpu_, rows * dim * 2);
+  Buf rstd = alloc(gpu_, rows * 4);
+  check(launch(gpu_, *lf, 0, Args().ptr(dX.p()).ptr(dR.p()).ptr(dW.p()).ptr(dH.p()).ptr(dYo.p()).ptr(rstd.p())));
+  Buf dDy = upload(gpu_, toBf16(dy)), dDres = upload(gpu_, toBf16(dres));
+  Buf dDx = alloc(gpu_, rows * dim * 2), part = alloc(gpu_, lb->kernel.scratchBytes);
+  Buf dDw = alloc(gpu_, dim * 4);
+  auto bwd = [&] {
+    check(launch(gpu_, *lb, 0, Args().ptr(dH.p()).ptr(dW.p()).ptr(dDy.p()).ptr(dDres.p()).ptr(dDx.p()).ptr(part.p())));
+    check(launch(gpu_, *lb, 1, Args().ptr(part.p()).ptr(dDw.p())));
+  };
+  bwd();
+  check(gpu_.ctx->synchronize());
+  std::vector<float> h(rows * dim), y(rows * dim), dx(rows * dim), dw(dim);
+  for (size_t i = 0; i < h.size(); ++i)
+    h[i] = numerics::roundToBF16(x[i] + r[i]);
+  cpu::rmsNorm(h.data(), w.data(), eps, y.data(), p.rows, p.dim);
+  cpu::rmsNormBackward(h.data(), w.data(), eps, dy.data(), dx.data(), dw.data(), p.rows, p.dim);
+  for (size_t i = 0; i < dx.size(); ++i)
+    dx[i] += dres[i];
+  bool ok1, ok2, ok3, ok4;
+  std::string s1 = compareFloats(fromBf16(download<uint16_t>(dH, rows * dim)), h, {0, 0}, ok1);
+  std::string s2 = compareFloats(fromBf16(download<uint16_t>(dYo, rows * dim)), y, {1e-2, 8e-3}, ok2);
+  std::string s3 = compareFloats(fromBf16(download<uint16_t>(dDx, rows * dim)), dx, {2e-2, 1e-2}, ok3);
+  std::string s4 = compareFloats(download<float>(dDw, dim), dw, {1e-3 * std::sqrt((double)rows), 1e-4}, ok4);
+  rep_.result(name + "_fwd_sum", ok1, s1);
+  rep_.result(name + "_fwd_y", ok2, s2);
+  rep_.result(name + "_bwd_dx", ok3, s3);
+  rep_.result(name + "_bwd_dw", ok4, s4);
+  if (timing) {
+    float copyBw = 0;
+    copyMs(rows * dim * 2, &copyBw);
+    float ms = timeMs(gpu_, [&] {
+      check(launch(gpu_, *lf, 0, Args().ptr(dX.p()).ptr(dR.p()).ptr(dW.p()).ptr(dH.p()).ptr(dYo.p()).ptr(rstd.p())));
+    });
+    float mb = timeMs(gpu_, bwd);
+    double bwF = rows * dim * 8.0 / (ms * 1e-3) / 1e9, bwB = rows * dim * 8.0 / (mb * 1e-3) / 1e9;
+    std::ostringstream t;
+    t << name << ": fwd(res) " << ms * 1e3 << " us = " << 100 * bwF / copyBw
+      << "% of copy bw; bwd(+dres, dw) " << mb * 1e3 << " us = " << 100 * bwB / copyBw << "%";
+    rep_.log << "[TIME] " << t.str() << std::endl;
+    timings.push_back(t.str());
+  }
+}
+
+void Checker::rope(size_t tokens, size_t seq, size_t h, size_t kv, size_t hd) {
+  std::string name = "rope_" + std::to_string(tokens) + "_" + std::to_string(h) + "x" +
+                     std::to_string(kv) + "x" + std::to_string(hd);
+  if (!wanted(name))
+    return;
+  for (bool inv : {false, true}) {
+    RopeParams p{static_cast<int64_t>(tokens), static_cast<int64_t>(seq),
+                 static_cast<int64_t>(h), static_cast<int64_t>(kv),
+                 static_cast<int64_t>(hd), 500000.0, inv};
+    auto l = get(ropeKernel(p));
+    std::vector<float> q = randomBf16(tokens, h * hd, 21), k = randomBf16(tokens, kv * hd, 22);
+    Buf dq = upload(gpu_, toBf16(q)), dk = upload(gpu_, toBf16(k));
+    Buf oq = alloc(gpu_, q.size() * 2), ok_ = alloc(gpu_, k.size() * 2);
+    check(launch(gpu_, *l, 0, Args().ptr(dq.p()).ptr(dk.p()).ptr(oq.p()).ptr(ok_.p())));
+    check(gpu_.ctx->synchronize());
+    std::vector<float> wq(q.size()), wk(k.size());
+    cpu::rope(q.data(), p.tokens, p.seqLen, p.qHeads, p.headDim, p.theta, inv, wq.data());
+    cpu::rope(k.data(), p.tokens, p.seqLen, p.kvHeads, p.headDim, p.theta, inv, wk.data());
+    bool a, b;
+    std::string s1 = compareFloats(fromBf16(download<uint16_t>(oq, q.size())), wq, {1e-2, 8e-3}, a);
+    std::string s2 = compareFloats(fromBf16(download<uint16_t>(ok_, k.size())), wk, {1e-2, 8e-3}, b);
+    rep_.result(name + (inv ? "_inverse" : "_forward"), a && b, "q " + s1 + "; k " + s2);
+  }
+}
+
+void Checker::swiglu(size_t n) {
+  std::string name = "swiglu_" + std::to_string(n);
+  if (!wanted(name))
+    return;
+  auto lf = get(swigluForwardKernel(static_cast<int64_t>(n)));
+  auto lb = get(swigluBackwardKernel(static_cast<int64_t>(n)));
+  std::vector<float> g = randomBf16(1, n, 31, 2.0f), u = randomBf16(1, n, 32), dy = randomBf16(1, n, 33);
+  Buf dg = upload(gpu_, toBf16(g)), du = upload(gpu_, toBf16(u)), ddy = upload(gpu_, toBf16(dy));
+  Buf y = alloc(gpu_, n * 2), og = alloc(gpu_, n * 2), ou = alloc(gpu_, n * 2);
+  check(launch(gpu_, *lf, 0, Args().ptr(dg.p()).ptr(du.p()).ptr(y.p())));
+  check(launch(gpu_, *lb, 0, Args().ptr(dg.p()).ptr(du.p()).ptr(ddy.p()).ptr(og.p()).ptr(ou.p())));
+  check(gpu_.ctx->synchronize());
+  std::vector<float> s(n), wy(n), wdg(n), wdu(n), one(n, 1.0f);
+  cpu::silu(g.data(), s.data(), static_cast<int64_t>(n));
+  cpu::mul(s.data(), u.data(), wy.data(), static_cast<int64_t>(n));
+  cpu::mul(dy.data(), s.data(), wdu.data(), static_cast<int64_t>(n)); // du = dy silu(g)
+  std::vector<float> dyu(n);
+  cpu::mul(dy.data(), u.data(), dyu.data(), static_cast<int64_t>(n));
+  cpu::siluBackward(g.data(), dyu.data(), wdg.data(), static_cast<int64_t>(n));
+  bool a, b, c;
+  std::string s1 = compareFloats(fromBf16(download<uint16_t>(y, n)), wy, {1e-2, 8e-3}, a);
+  std::string s2 = compareFloats(fromBf16(download<uint16_t>(og, n)), wdg, {1e-2, 8e-3}, b);
+  std::string s3 = compareFloats(fromBf16(download<uint16_t>(ou, n)), wdu, {1e-2, 8e-3}, c);
+  rep_.result(name + "_fwd", a, s1);
+  rep_.result(name + "_bwd", b && c, "dg " + s2 + "; du " + s3);
+}
+
+void Checker::embedding(size_t tokens, size_t vocab, size_t dim) {
+  std::string name = "embedding_" + std::to_string(tokens) + "_" + std::to_string(vocab) + "x" + std::to_string(dim);
+  if (!wanted(name))
+    return;
+  auto l = get(embeddingKernel({static_cast<int64_t>(tokens), static_cast<int64_t>(vocab),
+                                static_cast<int64_t>(dim)}));
+  std::mt19937 rng(7);
+  std::vector<int32_t> ids(tokens);
+  for (auto &i : ids)
+    i = static_cast<int32_t>(rng() % (vocab / 4)); // repeats: atomics collide
+  std::vector<float> table = randomBf16(vocab, dim, 41), dout = randomBf16(tokens, dim, 42);
+  Buf dIds = upload(gpu_, ids), dT = upload(gpu_, toBf16(table)), out = alloc(gpu_, tokens * dim * 2);
+  Buf err = alloc(gpu_, 4), dOut = upload(gpu_, toBf16(dout)), dTable = alloc(gpu_, vocab * dim * 4);
+  check(launch(gpu_, *l, 0, Args().ptr(dIds.p()).ptr(dT.p()).ptr(out.p()).ptr(err.p())));
+  check(launch(gpu_, *l, 1, Args().ptr(dIds.p()).ptr(dOut.p()).ptr(dTable.p()).ptr(err.p())));
+  check(gpu_.ctx->synchronize());
+  std::vector<float> wout(tokens * dim), wdt(vocab * dim);
+  check(cpu::embedding(ids.data(), table.data(), wout.data(), (int64_t)tokens, (int64_t)vocab, (int64_t)dim));
+  check(cpu::embeddingBackward(ids.data(), dout.data(), wdt.data(), (int64_t)tokens, (int64_t)vocab, (int64_t)dim));
+  bool a, b;
+  std::string s1 = compareFloats(fromBf16(download<uint16_t>(out, tokens * dim)), wout, {0, 0}, a);
+  std::string s2 = compareFloats(download<float>(dTable, vocab * dim), wdt, {1e-5, 1e-5}, b);
+  int e = download<int>(err, 1)[0];
+  rep_.result(name, a && b && e == 0, "fwd " + s1 + "; bwd " + s2 + "; error flag " + std::to_string(e));
+}
+
+void Checker::crossEntropy(size_t tokens, size_t vocab) {
+  std::string name = "cross_entropy_" + std::to_string(tokens) + "x" + std::to_string(vocab);
+  if (!wanted(name))
+    return;
+  auto l = get(crossEntropyKernel({static_cast<int64_t>(tokens), static_cast<int64_t>(vocab)}));
+  std::vector<float> logits = randomBf16(tokens, vocab, 51, 3.0f);
+  std::mt19937 rng(8);
+  std::vector<int32_t> targets(tokens);
+  for (size_t t = 0; t < tokens; ++t)
+    targets[t] = (t % 7 == 3) ? -100 : static_cast<int32_t>(rng() % vocab);
+  const float dloss = 0.5f;
+  Buf dl = upload(gpu_, toBf16(logits)), dt = upload(gpu_, targets);
+  Buf dd = upload(gpu_, std::vector<float>{dloss}), grad = alloc(gpu_, tokens * vocab * 2);
+  Buf rowLoss = alloc(gpu_, tokens * 4), ws = alloc(gpu_, 8), loss = alloc(gpu_, 4);
+  for (int rep = 0; rep < 2; ++rep) {
+    check(launch(gpu_, *l, 0, Args().ptr(dt.p()).ptr(ws.p())));
+    check(launch(gpu_, *l, 1, Args().ptr(dl.p()).ptr(dt.p()).ptr(dd.p()).ptr(grad.p()).ptr(rowLoss.p()).ptr(ws.p()).ptr(loss.p())));
+  }
+  check(gpu_.ctx->synchronize());
+  float want = cpu::crossEntropy(logits.data(), targets.data(), (int64_t)tokens, (int64_t)vocab);
+  std::vector<float> wg(tokens * vocab);
+  cpu::crossEntropyBackward(logits.data(), targets.data(), dloss, wg.data(), (int64_t)tokens, (int64_t)vocab);
+  float got = download<float>(loss, 1)[0];
+  bool a = std::fabs(got - want) <= 1e-5f * std::fabs(want) + 1e-6f, b;
+  std::string s = compareFloats(fromBf16(download<uint16_t>(grad, tokens * vocab)), wg,
+                                {1e-7, 8e-3}, b);
+  std::ostringstream os;
+  os << "loss " << got << " vs " << want << "; dlogits " << s;
+  rep_.result(name, a && b, os.str());
+}
+
+void Checker::norms(size_t n) {
+  std::string name = "global_norm_adamw_schedule_" + std::to_string(n);
+  if (!wanted(name))
+    return;
+  auto ls = get(sumSquaresKernel(static_cast<int64_t>(n), ElemType::F32));
+  auto lf = get(globalNormKernel(1.0));
+  auto lr = get(lrScheduleKernel({3e-3, 5, 100, 2}));
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0.0f, 0.01f);
+  std::vector<float> g(n);
+  for (float &v : g)
+    v = nd(rng);
+  Buf dg = upload(gpu_, g), acc = alloc(gpu_, 8), norm = alloc(gpu_, 4), clip = alloc(gpu_, 4);
+  check(launch(gpu_, *ls, 0, Args().ptr(dg.p()).ptr(acc.p())));
+  check(launch(gpu_, *ls, 0, Args().ptr(dg.p()).ptr(acc.p()))); // two tensors
+  check(launch(gpu_, *lf, 0, Args().ptr(acc.p()).ptr(norm.p()).ptr(clip.p())));
+  check(gpu_.ctx->synchronize());
+  double ss = 2 * cpu::sumSquares(g.data(), static_cast<int64_t>(n));
+  float wn = static_cast<float>(std::sqrt(ss));
+  float gn = download<float>(norm, 1)[0], gc = download<float>(clip, 1)[0];
+  float wc = std::min(1.0f, 1.0f / (wn + 1e-6f));
+  bool a = std::fabs(gn - wn) <= 1e-6f * wn && std::fabs(gc - wc) <= 1e-6f * wc &&
+           download<double>(acc, 1)[0] == 0.0;
+  std::ostringstream os;
+  os << "norm " << gn << " vs " << wn << ", clip " << gc << " vs " << wc;
+  rep_.result(name + "_norm", a, os.str());
+  bool lrOk = true;
+  Buf step = alloc(gpu_, 4), lrv = alloc(gpu_, 4);
+  for (int s : {1, 3, 5, 6, 50, 100, 120}) {
+    check(step.b->copyFromHost(&s, 4));
+    check(launch(gpu_, *lr, 0, Args().ptr(step.p()).ptr(lrv.p())));
+    float got = download<float>(lrv, 1)[0];
+    float want = static_cast<float>(cpu::learningRate(s, 3e-3, 5, 100, cpu::Schedule::Cosine));
+    lrOk &= got == want;
+  }
+  rep_.result(name + "_lr_schedule", lrOk, "cosine schedule bit-exact at 7 steps");
+  adamw(n);
+}
+
+void Checker::adamw(size_t n) {
+  AdamWParams p;
+  p.elements = static_cast<int64_t>(n);
+  p.weightDecay = 0.01;
+  auto l = get(adamwKernel(p));
+  std::mt19937 rng(10);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> param(n), grad(n), m(n), v(n);
+  for (size_t i = 0; i < n; ++i) {
+    param[i] = nd(rng);
+    grad[i] = 0.01f * nd(rng);
+    m[i] = 0.001f * nd(rng);
+    v[i] = 1e-5f * std::fabs(nd(rng));
+  }
+  const float lr = 3e-4f, gs = 0.5f;
+  const int step = 7;
+  Buf dp = upload(gpu_, param), dgr = upload(gpu_, grad), dm = upload(gpu_, m), dv = upload(gpu_, v);
+  Buf dlr = upload(gpu_, std::vector<float>{lr}), dst = upload(gpu_, std::vector<int>{step});
+  Buf dgs = upload(gpu_, std::vector<float>{gs}), copy = alloc(gpu_, n * 2);
+  check(launch(gpu_, *l, 0, Args().ptr(dp.p()).ptr(dgr.p()).ptr(dm.p()).ptr(dv.p()).ptr(dlr.p()).ptr(dst.p()).ptr(dgs.p()).ptr(copy.p())));
+  check(gpu_.ctx->synchronize());
+  std::vector<float> g2(n);
+  for (size_t i = 0; i < n; ++i)
+    g2[i] = grad[i] * gs;
+  cpu::adamw(param.data(), g2.data(), m.data(), v.data(), static_cast<int64_t>(n), lr, p.beta1,
+             p.beta2, p.eps, p.weightDecay, step);
+  bool a, b, c, d;
+  std::string s1 = compareFloats(download<float>(dp, n), param, {1e-7, 1e-6}, a);
+  std::string s2 = compareFloats(download<float>(dm, n), m, {1e-9, 1e-6}, b);
+  std::string s3 = compareFloats(download<float>(dv, n), v, {1e-12, 1e-6}, c);
+  std::vector<float> pc(n);
+  for (size_t i = 0; i < n; ++i)
+    pc[i] = numerics::roundToBF16(param[i]);
+  std::string s4 = compareFloats(fromBf16(download<uint16_t>(copy, n)), pc, {1e-6, 8e-3}, d);
+  rep_.result("adamw_" + std::to_string(n), a && b && c && d,
+              "param " + s1 + "; m " + s2 + "; v " + s3 + "; bf16 copy " + s4);
+}
+
+void Checker::attention(size_t B, size_t S, size_t H, size_t KV, size_t hd, bool timing) {
+  std::ostringstream nm;
+  nm << "attention_" << B << "x" << S << "_" << H << "x" << KV << "x" << hd;
+  std::string name = nm.str();
+  if (!wanted(name))
+    return;
+  AttentionParams p{static_cast<int64_t>(B), static_cast<int64_t>(S), static_cast<int64_t>(H),
+                    static_cast<int64_t>(KV), static_cast<int64_t>(hd)};
+  auto lf = get(attentionForwardKernel(p));
+  auto lb = get(attentionBackwardKernel(p));
+  size_t T = B * S;
+  std::vector<float> q = randomBf16(T, H * hd, 61), k = randomBf16(T, KV * hd, 62);
+  std::vector<float> v = randomBf16(T, KV * hd, 63), dout = randomBf16(T, H * hd, 64);
+  Buf dq = upload(gpu_, toBf16(q)), dk = upload(gpu_, toBf16(k)), dv = upload(gpu_, toBf16(v));
+  Buf out = alloc(gpu_, T * H * hd * 2), lse = alloc(gpu_, B * H * S * 4);
+  Buf ddo = upload(gpu_, toBf16(dout)), delta = alloc(gpu_, lb->kernel.scratchBytes);
+  Buf gq = alloc(gpu_, T * H * hd * 2), gk = alloc(gpu_, T * KV * hd * 2), gv = alloc(gpu_, T * KV * hd * 2);
+  auto fwd = [&] {
+    check(launch(gpu_, *lf, 0, Args().ptr(dq.p()).ptr(dk.p()).ptr(dv.p()).ptr(out.p()).ptr(lse.p())));
+  };
+  auto bwd = [&] {
+    check(launch(gpu_, *lb, 0, Args().ptr(out.p()).ptr(ddo.p()).ptr(delta.p())));
+    check(launch(gpu_, *lb, 1, Args().ptr(dq.p()).ptr(dk.p()).ptr(dv.p()).ptr(ddo.p()).ptr(lse.p()).ptr(delta.p()).ptr(gk.p()).ptr(gv.p())));
+    check(launch(gpu_, *lb, 2, Args().ptr(dq.p()).ptr(dk.p()).ptr(dv.p()).ptr(ddo.p()).ptr(lse.p()).ptr(delta.p()).ptr(gq.p())));
+  };
+  fwd();
+  bwd();
+  check(gpu_.ctx->synchronize());
+  // The oracle runs on the BF16 output the backward kernels saw.
+  std::vector<float> wout(T * H * hd), wlse(B * H * S);
+  cpu::attention(q.data(), k.data(), v.data(), p.batch, p.seqLen, p.heads, p.kvHeads, p.headDim,
+                 wout.data(), wlse.data());
+  std::vector<float> gout = fromBf16(download<uint16_t>(out, T * H * hd));
+  std::vector<float> glse = download<float>(lse, B * H * S);
+  std::vector<float> wq(q.size()), wk(k.size()), wv(v.size());
+  cpu::attentionBackward(q.data(), k.data(), v.data(), gout.data(), glse.data(), dout.data(),
+                         p.batch, p.seqLen, p.heads, p.kvHeads, p.headDim, wq.data(), wk.data(),
+                         wv.data());
+  bool a, b, c, d, e;
+  std::string s1 = compareFloats(gout, wout, {1e-2, 1e-2}, a);
+  std::string s2 = compareFloats(glse, wlse, {1e-4, 1e-5}, b);
+  std::string s3 = compareFloats(fromBf16(download<uint16_t>(gq, q.size())), wq, {2e-2, 2e-2}, c);
+  std::string s4 = compareFloats(fromBf16(download<uint16_t>(gk, k.size())), wk, {2e-2, 2e-2}, d);
+  std::string s5 = compareFloats(fromBf16(download<uint16_t>(gv, v.size())), wv, {2e-2, 2e-2}, e);
+  rep_.result(name + "_fwd", a && b, "out " + s1 + "; lse " + s2);
+  rep_.result(name + "_bwd", c && d && e, "dq " + s3 + "; dk " + s4 + "; dv " + s5);
+  if (timing) {
+    float mf = timeMs(gpu_, fwd, 5), mb = timeMs(gpu_, bwd, 5);
+    double flops = 4.0 * B * H * S * S / 2 * hd; // causal
+    std::ostringstream t;
+    t << name << ": fwd " << mf << " ms (" << flops / (mf * 1e-3) / 1e12 << " TFLOP/s), bwd "
+      << mb << " ms (" << 2.5 * flops / (mb * 1e-3) / 1e12 << " TFLOP/s)";
+    rep_.log << "[TIME] " << t.str() << std::endl;
+    timings.push_back(t.str());
+  }
+}
+
+} // namespace
+
+GpuCheckResult runGpuChecks(const GpuCheckOptions &options, std::ostream &log) {
+  GpuCheckResult result;
+  auto drv = CudaDriver::load();
+  if (!drv.ok()) {
+    result.skipped = true;
+    result.skipReason = "no CUDA driver: " + drv.status().message();
+    return result;
+  }
+  auto count = deviceCount(**drv);
+  if (!count.ok() || *count < 1) {
+    result.skipped = true;
+    result.skipReason = "no CUDA device";
+    return result;
+  }
+  Gpu gpu;
+  gpu.drv = *drv;
+  auto ctx = CudaContext::create(**drv, 0);
+  if (!ctx.ok()) {
+    result.skipped = true;
+    result.skipReason = ctx.status().message();
+    return result;
+  }
+  gpu.ctx = std::make_unique<CudaContext>(std::move(ctx.value()));
+  gpu.arch = gpu.ctx->info().arch();
+  log << "device: " << gpu.ctx->info().name << " (" << gpu.arch << ", "
+      << gpu.ctx->info().smCount << " SMs), NVRTC " << nvrtcVersionString() << std::endl;
+  Report report{log};
+  Checker c(gpu, report, options);
+  auto guard = [&](const std::string &what, const std::function<void()> &fn) {
+    try {
+      fn();
+    } catch (const std::exception &e) {
+      report.result(what, false, std::string("error: ") + e.what());
+    }
+  };
+  const QuantFormat F8 = QuantFormat::FP8E4M3, I8 = QuantFormat::INT8;
+  const bool T = options.timing;
+  // --- 1. Hadamard + quantize (tiny and odd K first) ---
+  for (size_t n : {64, 192}) {
+    guard("hq tiny", [&] { c.hadamardQuant(512, n, F8, false, false, false, true, 2, false); });
+    guard("hq tiny", [&] { c.hadamardQuant(512, n, I8, false, true, true, true, 2, false); });
+    guard("hq tiny", [&] { c.hadamardQuant(512, n, F8, true, false, false, true, 2, false); });
+    guard("hq tiny", [&] { c.hadamardQuant(512, n, I8, true, true, false, true, 2, false); });
+  }
+  for (size_t n : {1024, 2048, 4096}) { // RowWide, k even and odd
+    guard("hq wide", [&] { c.hadamardQuant(128, n, F8, false, false, false, true, 3, false); });
+    guard("hq wide", [&] { c.hadamardQuant(128, n, I8, true, false, true, true, 3, false); });
+  }
+  guard("hq tout fused", [&] { c.hadamardQuant(80, 4096, F8, false, true, false, true, 3, false); });
+  guard("hq tout fused", [&] { c.hadamardQuant(48, 192, I8, true, true, false, true, 3, false); });
+  guard("hq fast", [&] { c.hadamardQuant(512, 192, F8, false, false, false, true, 2, false, true); });
+  guard("q plain", [&] { c.hadamardQuant(512, 64, F8, false, true, false, false, 2, false); });
+  for (size_t n : {576, 1536, 3072, 5632, 11008}) // K = 36, 12, 12, 44, 172
+    guard("hq odd K", [&] { c.hadamardQuant(64, n, F8, false, false, n == 3072, true, 3, false); });
+  guard("hq swiglu", [&] { c.swigluQuant(512, 192); });
+  guard("hql tiny", [&] { c.hadamardQuantLeft(512, 64, I8, false); });
+  guard("h tiny", [&] { c.hadamardPlain(512, 192, HadamardSide::Right, true, ElemType::BF16, ElemType::BF16, false); });
+  guard("h tiny", [&] { c.hadamardPlain(512, 64, HadamardSide::Right, false, ElemType::F32, ElemType::F32, false); });
+  guard("h tiny", [&] { c.hadamardPlain(512, 64, HadamardSide::Left, true, ElemType::BF16, ElemType::F32, false); });
+  guard("h tiny", [&] { c.hadamardPlain(192, 64, HadamardSide::Left, false, ElemType::BF16, ElemType::BF16, false); });
+  // --- 3-5. the rest, tiny shapes ---
+  guard("rmsnorm", [&] { c.rmsNorm(512, 64, false); });
+  guard("rope", [&] { c.rope(512, 64, 4, 2, 16); });
+  guard("swiglu", [&] { c.swiglu(512 * 192); });
+  guard("embedding", [&] { c.embedding(512, 256, 64); });
+  guard("xent", [&] { c.crossEntropy(512, 256); });
+  guard("norms", [&] { c.norms(64 * 192 + 4); });
+  guard("attention", [&] { c.attention(8, 64, 4, 2, 16, false); });
+  if (options.large) {
+    guard("hq 8b", [&] { c.hadamardQuant(8192, 4096, F8, false, false, false, true, 8, T); });
+    guard("hq 8b", [&] { c.hadamardQuant(8192, 14336, F8, false, false, false, true, 8, T); });
+    guard("hq 8b", [&] { c.hadamardQuant(8192, 14336, F8, false, false, false, true, 8, T, true); });
+    guard("hq 8b", [&] { c.hadamardQuant(8192, 14336, F8, true, false, false, true, 8, T, true); });
+    guard("hq 8b", [&] { c.hadamardQuant(8192, 4096, I8, false, true, false, true, 8, T); });
+    guard("hq 8b", [&] { c.hadamardQuant(8192, 14336, I8, false, true, true, true, 8, T); });
+    guard("hq 8b", [&] { c.hadamardQuant(8192, 4096, F8, true, false, false, true, 8, T); });
+    guard("hq 8b", [&] { c.hadamardQuant(8192, 14336, F8, true, false, false, true, 8, T); });
+    guard("q 8b", [&] { c.hadamardQuant(8192, 4096, F8, false, false, false, false, 8, T); });
+    guard("hql 8b", [&] { c.hadamardQuantLeft(8192, 4096, I8, T); });
+    guard("h 8b", [&] { c.hadamardPlain(8192, 4096, HadamardSide::Right, true, ElemType::BF16, ElemType::BF16, T); });
+    guard("h 8b", [&] { c.hadamardPlain(8192, 14336, HadamardSide::Right, true, ElemType::BF16, ElemType::BF16, T); });
+    guard("h 8b", [&] { c.hadamardPlain(8192, 4096, HadamardSide::Left, true, ElemType::BF16, ElemType::BF16, T); });
+    guard("rmsnorm 8b", [&] { c.rmsNorm(8192, 4096, T); });
+    guard("rope 8b", [&] { c.rope(8192, 2048, 32, 8, 128); });
+    guard("attention", [&] { c.attention(1, 512, 8, 2, 128, false); });
+    guard("attention 8b", [&] { c.attention(4, 2048, 32, 8, 128, T); });
+  }
+  result.checks = report.checks;
+  result.failures = report.failures;
+  log << report.checks - report.failures << "/" << report.checks << " checks passed" << std::endl;
+  if (!options.jsonPath.empty()) {
+    std::ofstream js(options.jsonPath);
+    js << "{\"device\": \"" << gpu.ctx->info().name << "\", \"checks\": [\n";
+    for (size_t i = 0; i < report.json.size(); ++i)
+      js << "  " << report.json[i] << (i + 1 < report.json.size() ? ",\n" : "\n");
+    js << "], \"timings\": [\n";
+    for (size_t i = 0; i < c.timings.size(); ++i)
+      js << "  \"" << c.timings[i] << "\"" << (i + 1 < c.timings.size() ? ",\n" : "\n");
+    js << "]}\n";
+  }
+  return result;
+}
+
+} // namespace halo::cuda::kernels::testing
+
+#ifndef HALO_GPU_CHECK_NO_MAIN
+int main(int argc, char **argv) {
+  using namespace halo::cuda::kernels::testing;
+  GpuCheckOptions options;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--small")
+      options.large = false;
+    else if (a == "--no-timing")
+      options.timing = false;
+    else if (a.rfind("--filter=", 0) == 0)
+      options.filter = a.substr(9);
+    else if (a.rfind("--json=", 0) == 0)
+      options.jsonPath = a.substr(7);
+    else if (a.rfind("--dump-sources=", 0) == 0) {
+      // Writes every generated source of KernelCases.h (no GPU needed).
+      std::string dir = a.substr(15);
+      for (const ModelShape &m : modelShapes())
+        for (const KernelCase &c : kernelCases(m)) {
+          auto k = c.make();
+          if (!k.ok()) {
+            std::cerr << c.label << ": " << k.status().message() << "\n";
+            return 1;
+          }
+          std::ofstream(dir + "/" + m.name + "_" + c.label + ".cu") << k->source;
+        }
+      return 0;
+    }
+    else {
+      std::cerr << "usage: halo-kernels-gpu-check [--small] [--no-timing] "
+                   "[--filter=SUBSTR] [--json=PATH] [--dump-sources=DIR]\n";
+      return 2;
+    }
+  }
+  GpuCheckResult r = runGpuChecks(options, std::cout);
+  if (r.skipped) {
+    std::cout << "skipped: " << r.skipReason << std::endl;
+    return 0;
+  }
+  return r.failures ? 1 : 0;
+}
+#endif
