@@ -2,6 +2,7 @@
 #ifndef HALO_PASSES_PASSES_H
 #define HALO_PASSES_PASSES_H
 
+#include "dialects/exec/IR/ExecOps.h"
 #include "dialects/halo/IR/HaloOps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"

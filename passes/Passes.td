@@ -104,4 +104,26 @@ def HaloPlanMemory : Pass<"halo-plan-memory", "::mlir::ModuleOp"> {
   ];
 }
 
+def HaloFuse : Pass<"halo-fuse", "::mlir::ModuleOp"> {
+  let summary = "Outline memory-bound halo ops into exec.kernel regions; GEMMs stay library calls";
+  let description = [{
+    Groups, in this order, then gives every remaining non-GEMM op a kernel of
+    its own:
+    - `hadamard_quantize`: quantize(hadamard(x)) -- the rotated BF16 tensor
+      never reaches memory;
+    - `add_rms_norm`: rms_norm(add(a, b)), yielding the residual sum too;
+    - `swiglu`: mul(silu(g), u), yielding silu(g) for the backward pass;
+    - `swiglu_grad`: mul(dy, u), mul(dy, silu(g)), silu_grad(g, .);
+    - `cross_entropy`: the loss and its gradient from one read of the logits;
+    - `optimizer`: global_norm, clip_coef, lr_schedule and every adamw.
+    A group is formed only when no result is needed before its last op, so
+    the kernel can sit where that op was. GEMMs (halo.matmul, halo.qmatmul)
+    (and lm_head's halo.linear in @forward) and constants are not outlined.
+    Each kernel is named by kind, the shape
+    of its first result and a hash of its body, so identical kernels (one per
+    layer) share a name and a compiled image.
+  }];
+  let dependentDialects = ["::halo::exec::ExecDialect"];
+}
+
 #endif // HALO_PASSES_TD

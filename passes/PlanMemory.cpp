@@ -31,6 +31,19 @@ int64_t elementBytes(Type t) {
   return 4; // f32, i32
 }
 
+/// AdamW writes the updated weights and moments over its inputs, which are
+/// persistent state, not arena buffers; after halo-fuse it sits in a kernel.
+bool isInPlaceUpdate(Value v) {
+  if (isa_and_nonnull<AdamWOp>(v.getDefiningOp()))
+    return true;
+  auto kernel = dyn_cast_or_null<exec::KernelOp>(v.getDefiningOp());
+  if (!kernel)
+    return false;
+  Value yielded = kernel.getBody().front().getTerminator()->getOperand(
+      cast<OpResult>(v).getResultNumber());
+  return isa_and_nonnull<AdamWOp>(yielded.getDefiningOp());
+}
+
 struct Buffer {
   Value value;
   int64_t bytes, first, last; // lifetime [first, last] in op indices
@@ -46,11 +59,9 @@ LogicalResult planFunction(func::FuncOp func, int64_t alignment) {
 
   std::vector<Buffer> buffers;
   for (Operation &op : body.without_terminator()) {
-    // AdamW writes the updated weights and moments over its inputs, which are
-    // persistent state, not arena buffers.
-    if (isa<AdamWOp>(op))
-      continue;
     for (Value r : op.getResults()) {
+      if (isInPlaceUpdate(r))
+        continue;
       auto type = dyn_cast<RankedTensorType>(r.getType());
       if (!type || !type.hasStaticShape())
         return op.emitError("halo-plan-memory: results must be statically shaped tensors");
@@ -93,12 +104,16 @@ LogicalResult planFunction(func::FuncOp func, int64_t alignment) {
   for (Buffer &b : buffers)
     offsets[b.value] = b.offset;
   for (Operation &op : body.without_terminator()) {
-    if (isa<AdamWOp>(op))
-      continue;
+    // -1 marks a result updated in place (no arena bytes).
     SmallVector<int64_t> list;
-    for (Value r : op.getResults())
-      list.push_back(offsets[r]);
-    op.setAttr("halo.offsets", builder.getDenseI64ArrayAttr(list));
+    bool any = false;
+    for (Value r : op.getResults()) {
+      auto it = offsets.find(r);
+      list.push_back(it == offsets.end() ? -1 : it->second);
+      any |= it != offsets.end();
+    }
+    if (any)
+      op.setAttr("halo.offsets", builder.getDenseI64ArrayAttr(list));
   }
   func->setAttr("halo.arena_bytes", builder.getI64IntegerAttr(arena));
   return success();

@@ -1,10 +1,13 @@
 //===- ProgramExport.cpp - halo IR -> program manifest --------------------===//
 #include "compiler/export/ProgramExport.h"
 
+#include "dialects/exec/IR/ExecOps.h"
 #include "dialects/halo/IR/HaloOps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+
+#include <functional>
 
 using namespace mlir;
 using json = nlohmann::json;
@@ -103,44 +106,61 @@ FailureOr<json> exportFunction(func::FuncOp func) {
     inputs.push_back(describe(func.getArgAttrDict(arg.getArgNumber()), ids[arg]));
   }
 
+  // exec.kernel regions are flattened: the oracle runs the same ops whether
+  // or not they were fused (docs/program-format.md has no kernel boundary).
   json ops = json::array();
-  for (Operation &op : body.without_terminator()) {
-    json entry;
-    json attrs = json::object();
-    if (auto c = dyn_cast<arith::ConstantOp>(op)) {
-      auto dense = dyn_cast<DenseElementsAttr>(c.getValue());
-      if (!dense || !dense.isSplat() || !isa<FloatType>(dense.getElementType()))
-        return op.emitError("program export: only splat float constants are supported");
-      entry["op"] = "constant";
-      attrs["value"] = dense.getSplatValue<APFloat>().convertToDouble();
-    } else if (op.getDialect() && isa<HaloDialect>(op.getDialect())) {
-      entry["op"] = op.getName().stripDialect().str();
-      for (NamedAttribute a : op.getAttrs()) {
-        // Discardable annotations (halo.offsets, ...) are not op semantics.
-        if (a.getName().getValue().contains('.'))
-          continue;
-        FailureOr<json> v = attrValue(&op, a.getName().getValue(), a.getValue());
-        if (failed(v))
+  std::function<LogicalResult(Block &)> exportBlock = [&](Block &block) -> LogicalResult {
+    for (Operation &op : block.without_terminator()) {
+      if (auto kernel = dyn_cast<exec::KernelOp>(op)) {
+        Block &kb = kernel.getBody().front();
+        for (auto [arg, in] : llvm::zip(kb.getArguments(), kernel.getInputs()))
+          ids[arg] = ids.lookup(in);
+        if (failed(exportBlock(kb)))
           return failure();
-        attrs[a.getName().str()] = *v;
+        for (auto [res, y] : llvm::zip(kernel.getResults(), kb.getTerminator()->getOperands()))
+          ids[res] = ids.lookup(y);
+        continue;
       }
-    } else {
-      return op.emitError("program export: '") << op.getName() << "' cannot run in the runtime";
+      json entry;
+      json attrs = json::object();
+      if (auto c = dyn_cast<arith::ConstantOp>(op)) {
+        auto dense = dyn_cast<DenseElementsAttr>(c.getValue());
+        if (!dense || !dense.isSplat() || !isa<FloatType>(dense.getElementType()))
+          return op.emitError("program export: only splat float constants are supported");
+        entry["op"] = "constant";
+        attrs["value"] = dense.getSplatValue<APFloat>().convertToDouble();
+      } else if (op.getDialect() && isa<HaloDialect>(op.getDialect())) {
+        entry["op"] = op.getName().stripDialect().str();
+        for (NamedAttribute a : op.getAttrs()) {
+          // Discardable annotations (halo.offsets, ...) are not op semantics.
+          if (a.getName().getValue().contains('.'))
+            continue;
+          FailureOr<json> v = attrValue(&op, a.getName().getValue(), a.getValue());
+          if (failed(v))
+            return failure();
+          attrs[a.getName().str()] = *v;
+        }
+      } else {
+        return op.emitError("program export: '") << op.getName() << "' cannot run in the runtime";
+      }
+      json operands = json::array(), results = json::array();
+      for (Value v : op.getOperands())
+        operands.push_back(ids.lookup(v));
+      for (Value r : op.getResults()) {
+        if (failed(define(&op, r)))
+          return failure();
+        results.push_back(ids[r]);
+      }
+      entry["operands"] = operands;
+      entry["results"] = results;
+      entry["attrs"] = attrs;
+      entry["loc"] = locName(op.getLoc());
+      ops.push_back(entry);
     }
-    json operands = json::array(), results = json::array();
-    for (Value v : op.getOperands())
-      operands.push_back(ids.lookup(v));
-    for (Value r : op.getResults()) {
-      if (failed(define(&op, r)))
-        return failure();
-      results.push_back(ids[r]);
-    }
-    entry["operands"] = operands;
-    entry["results"] = results;
-    entry["attrs"] = attrs;
-    entry["loc"] = locName(op.getLoc());
-    ops.push_back(entry);
-  }
+    return success();
+  };
+  if (failed(exportBlock(body)))
+    return failure();
 
   json outputs = json::array();
   Operation *ret = body.getTerminator();

@@ -19,6 +19,8 @@ void buildPipeline(mlir::PassManager &pm, Stage stopAfter, bool returnGrads) {
   pm.addPass(createHaloSimplify());
   if (stopAfter == Stage::Placed)
     return;
+  // Kernels decide which values reach memory at all.
+  pm.addPass(createHaloFuse());
   // Last: the plan must see the final set of values.
   pm.addPass(createHaloPlanMemory());
 }

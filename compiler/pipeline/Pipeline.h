@@ -11,7 +11,8 @@ enum class Stage {
   Halo,   // the frontend's forward graph
   Train,  // + halo-autodiff: @train_step
   Placed, // + halo-place-rotations, halo-simplify
-  Program // Placed, exported for the runtime (compiler/export)
+  Exec,    // + halo-fuse (exec.kernel regions), halo-plan-memory
+  Program  // Exec, exported for the runtime (compiler/export)
 };
 
 /// Adds the passes that take the frontend's forward graph to `stopAfter`.

@@ -17,7 +17,8 @@ int main(int argc, char **argv) {
   mlir::registerCSEPass();
   mlir::registerSymbolDCEPass();
   mlir::DialectRegistry registry;
-  registry.insert<halo::HaloDialect, mlir::func::FuncDialect, mlir::arith::ArithDialect>();
+  registry.insert<halo::HaloDialect, halo::exec::ExecDialect, mlir::func::FuncDialect,
+                  mlir::arith::ArithDialect>();
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "halo-opt: parse, verify and transform halo IR\n", registry));
 }

@@ -46,6 +46,8 @@ static cl::opt<Stage> emitStage(
                           "+ train_step: loss, backward and AdamW (halo-autodiff)"),
                clEnumValN(Stage::Placed, "placed",
                           "+ HALO rotations and quantization placed and simplified"),
+               clEnumValN(Stage::Exec, "exec",
+                          "+ fused exec.kernel regions and the memory plan"),
                clEnumValN(Stage::Program, "program",
                           "the training program halo-run executes (default)")),
     cl::cat(haloCategory));

@@ -1,0 +1,199 @@
+//===- Fuse.cpp - halo-fuse: memory-bound chains -> exec.kernel -----------===//
+//
+// Outlining keeps value semantics: a group's ops move into the region of an
+// exec.kernel created at the position of the group's last op. That is legal
+// when every outside use of a group result comes after that op (operands of
+// the group dominate it already), which groupIsOutlinable checks.
+//
+//===----------------------------------------------------------------------===//
+#include "passes/Passes.h"
+
+#include "mlir/IR/IRMapping.h"
+#include "llvm/ADT/SetVector.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/raw_ostream.h"
+
+namespace halo {
+#define GEN_PASS_DEF_HALOFUSE
+#include "passes/Passes.h.inc"
+} // namespace halo
+
+using namespace mlir;
+using namespace halo;
+
+namespace {
+
+bool isGemm(Operation *op) { return isa<MatmulOp, QMatmulOp, LinearOp>(op); }
+
+/// Ops that stay outside kernels.
+bool staysOutside(Operation *op) {
+  return isGemm(op) || op->hasTrait<OpTrait::IsTerminator>() || isa<arith::ConstantOp>(op) ||
+         isa<exec::KernelOp>(op) || op->getParentOfType<exec::KernelOp>();
+}
+
+/// The group in block order.
+using Group = SmallVector<Operation *>;
+
+Operation *lastOf(const Group &g) {
+  Operation *last = g.front();
+  for (Operation *op : g)
+    if (last->isBeforeInBlock(op))
+      last = op;
+  return last;
+}
+
+bool groupIsOutlinable(const Group &g) {
+  llvm::SmallPtrSet<Operation *, 8> members(g.begin(), g.end());
+  Operation *last = lastOf(g);
+  for (Operation *op : g) {
+    if (op->getBlock() != last->getBlock() || staysOutside(op))
+      return false;
+    for (Value r : op->getResults())
+      for (Operation *user : r.getUsers())
+        if (!members.contains(user) && !last->isBeforeInBlock(user))
+          return false;
+  }
+  return true;
+}
+
+std::string shapeSignature(Type t) {
+  auto tensor = dyn_cast<RankedTensorType>(t);
+  if (!tensor || tensor.getRank() == 0)
+    return "scalar";
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  llvm::interleave(tensor.getShape(), os, "x");
+  return s;
+}
+
+/// Moves `g` into an exec.kernel at the position of its last op.
+void outline(Group g, StringRef kind) {
+  llvm::sort(g, [](Operation *a, Operation *b) { return a->isBeforeInBlock(b); });
+  llvm::SmallPtrSet<Operation *, 8> members(g.begin(), g.end());
+  llvm::SetVector<Value> inputs;
+  SmallVector<Value> outputs;
+  for (Operation *op : g) {
+    for (Value v : op->getOperands())
+      if (!members.contains(v.getDefiningOp()))
+        inputs.insert(v);
+    for (Value r : op->getResults())
+      if (llvm::any_of(r.getUsers(), [&](Operation *u) { return !members.contains(u); }))
+        outputs.push_back(r);
+  }
+
+  // The body, built detached so its printed form can name the kernel.
+  MLIRContext *ctx = g.front()->getContext();
+  auto region = std::make_unique<Region>();
+  Block *body = new Block();
+  region->push_back(body);
+  IRMapping map;
+  for (Value in : inputs)
+    map.map(in, body->addArgument(in.getType(), in.getLoc()));
+  OpBuilder b(ctx);
+  b.setInsertionPointToEnd(body);
+  for (Operation *op : g)
+    b.clone(*op, map);
+  SmallVector<Value> yielded;
+  for (Value out : outputs)
+    yielded.push_back(map.lookup(out));
+  b.create<exec::YieldOp>(g.back()->getLoc(), yielded);
+
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  for (Operation &op : *body)
+    op.print(os, OpPrintingFlags().printGenericOpForm().elideLargeElementsAttrs());
+  std::string name = llvm::formatv("halo_{0}_{1}_{2:x-8}", kind,
+                                   shapeSignature(outputs.front().getType()),
+                                   static_cast<uint32_t>(llvm::hash_value(text)))
+                         .str();
+
+  Operation *last = g.back();
+  b.setInsertionPoint(last);
+  SmallVector<Type> resultTypes;
+  for (Value out : outputs)
+    resultTypes.push_back(out.getType());
+  auto kernel = b.create<exec::KernelOp>(last->getLoc(), resultTypes, inputs.getArrayRef(),
+                                         b.getStringAttr(name), b.getStringAttr(kind));
+  kernel.getBody().takeBody(*region);
+  for (auto [out, res] : llvm::zip(outputs, kernel.getResults()))
+    out.replaceAllUsesWith(res);
+  for (Operation *op : llvm::reverse(g))
+    op->erase();
+}
+
+/// Outlines `g` if legal; returns whether it did.
+bool tryOutline(const Group &g, StringRef kind, llvm::SmallPtrSetImpl<Operation *> &done) {
+  for (Operation *op : g)
+    if (done.contains(op))
+      return false;
+  if (!groupIsOutlinable(g))
+    return false;
+  for (Operation *op : g)
+    done.insert(op);
+  outline(g, kind);
+  return true;
+}
+
+void fuseFunction(func::FuncOp func) {
+  Block &block = func.getBody().front();
+  llvm::SmallPtrSet<Operation *, 32> done;
+  SmallVector<std::pair<Group, std::string>> groups;
+
+  // Collect the patterns first (outlining erases ops), anchored on their
+  // last op.
+  Group optimizer;
+  for (Operation &op : block) {
+    if (auto q = dyn_cast<QuantizeOp>(op))
+      if (auto h = q.getX().getDefiningOp<HadamardOp>(); h && h->hasOneUse())
+        groups.push_back({{h, q}, "hadamard_quantize"});
+    if (auto n = dyn_cast<RmsNormOp>(op))
+      if (auto a = n.getX().getDefiningOp<AddOp>())
+        groups.push_back({{a, n}, "add_rms_norm"});
+    if (auto m = dyn_cast<MulOp>(op)) {
+      if (auto s = m.getLhs().getDefiningOp<SiluOp>())
+        groups.push_back({{s, m}, "swiglu"});
+    }
+    if (auto sg = dyn_cast<SiluGradOp>(op)) {
+      // silu_grad(g, dy * u) with the sibling dy * silu(g) that feeds up_proj.
+      auto dSilu = sg.getDy().getDefiningOp<MulOp>();
+      if (dSilu) {
+        Group g = {dSilu, sg};
+        for (Operation *user : dSilu.getLhs().getUsers())
+          if (auto sib = dyn_cast<MulOp>(user); sib && sib != dSilu && sib->getBlock() == &block &&
+                                                sib.getLhs() == dSilu.getLhs())
+            if (auto s = sib.getRhs().getDefiningOp<SiluOp>(); s && s.getX() == sg.getX()) {
+              g.push_back(sib);
+              break;
+            }
+        groups.push_back({g, "swiglu_grad"});
+      }
+    }
+    if (auto ceg = dyn_cast<CrossEntropyGradOp>(op))
+      for (Operation *user : ceg.getLogits().getUsers())
+        if (auto ce = dyn_cast<CrossEntropyOp>(user); ce && ce.getTargets() == ceg.getTargets())
+          groups.push_back({{ce, ceg}, "cross_entropy"});
+    if (isa<GlobalNormOp, ClipCoefOp, LrScheduleOp, AdamWOp>(op))
+      optimizer.push_back(&op);
+  }
+  if (!optimizer.empty())
+    groups.push_back({optimizer, "optimizer"});
+  for (auto &[g, kind] : groups)
+    tryOutline(g, kind, done);
+
+  // Every other memory-bound op is a kernel of its own.
+  SmallVector<Operation *> singles;
+  for (Operation &op : block)
+    if (!staysOutside(&op) && !done.contains(&op))
+      singles.push_back(&op);
+  for (Operation *op : singles)
+    tryOutline({op}, op->getName().stripDialect(), done);
+}
+
+struct FusePass : halo::impl::HaloFuseBase<FusePass> {
+  void runOnOperation() override {
+    for (auto func : getOperation().getOps<func::FuncOp>())
+      fuseFunction(func);
+  }
+};
+
+} // namespace

@@ -1,0 +1,51 @@
+// RUN: halo-opt %s -split-input-file --halo-fuse | FileCheck %s
+
+// Tests the fused patterns: hadamard + quantize in one kernel (the rotated
+// BF16 tensor stays inside it), the GEMM outside as a library call, add +
+// rms_norm yielding both the residual sum and the normalised value, and
+// silu + mul yielding silu(g) too because the backward pass reads it.
+// CHECK-LABEL: func.func @patterns
+func.func @patterns(%x: tensor<16x12xbf16>, %w: tensor<24x12xbf16>, %r: tensor<16x12xbf16>,
+                    %g: tensor<12xbf16>) -> (tensor<16x24xbf16>, tensor<16x12xbf16>, tensor<16x12xbf16>, tensor<16x12xbf16>) {
+  // CHECK: %[[XQ:.+]]:2 = exec.kernel "halo_hadamard_quantize_16x12_{{[0-9a-f]+}}" kind "hadamard_quantize"(%arg0)
+  // CHECK-NEXT: ^bb0(%[[A:.+]]: tensor<16x12xbf16>):
+  // CHECK-NEXT: %[[H:.+]] = halo.hadamard %[[A]]
+  // CHECK-NEXT: %[[Q:.+]], %[[S:.+]] = halo.quantize %[[H]]
+  // CHECK-NEXT: exec.yield %[[Q]], %[[S]]
+  %xh = halo.hadamard %x {side = #halo.side<right>} : (tensor<16x12xbf16>) -> tensor<16x12xbf16>
+  %xq, %xs = halo.quantize %xh {granularity = #halo.granularity<tensor>} : (tensor<16x12xbf16>) -> (tensor<16x12xf8E4M3FN>, tensor<f32>)
+  // CHECK: %[[WQ:.+]]:2 = exec.kernel "halo_hadamard_quantize_24x12_{{[0-9a-f]+}}"
+  %wh = halo.hadamard %w {side = #halo.side<right>} : (tensor<24x12xbf16>) -> tensor<24x12xbf16>
+  %wq, %ws = halo.quantize %wh {granularity = #halo.granularity<tensor>} : (tensor<24x12xbf16>) -> (tensor<24x12xf8E4M3FN>, tensor<f32>)
+  // CHECK: halo.qmatmul %[[XQ]]#0, %[[XQ]]#1, %[[WQ]]#0, %[[WQ]]#1
+  %y = halo.qmatmul %xq, %xs, %wq, %ws {transpose_b} : (tensor<16x12xf8E4M3FN>, tensor<f32>, tensor<24x12xf8E4M3FN>, tensor<f32>) -> tensor<16x24xbf16>
+  // CHECK: %[[N:.+]]:2 = exec.kernel "halo_add_rms_norm_16x12_{{[0-9a-f]+}}" kind "add_rms_norm"(%arg0, %arg2, %arg3)
+  // CHECK: halo.add
+  // CHECK-NEXT: halo.rms_norm
+  // CHECK-NEXT: exec.yield
+  %sum = halo.add %x, %r : (tensor<16x12xbf16>, tensor<16x12xbf16>) -> tensor<16x12xbf16>
+  %n = halo.rms_norm %sum, %g {eps = 1.0e-5 : f64} : (tensor<16x12xbf16>, tensor<12xbf16>) -> tensor<16x12xbf16>
+  // CHECK: %[[SW:.+]]:2 = exec.kernel "halo_swiglu_16x12_{{[0-9a-f]+}}" kind "swiglu"
+  %s = halo.silu %n : (tensor<16x12xbf16>) -> tensor<16x12xbf16>
+  %m = halo.mul %s, %sum : (tensor<16x12xbf16>, tensor<16x12xbf16>) -> tensor<16x12xbf16>
+  // CHECK: return %{{.+}}, %[[N]]#0, %[[SW]]#0, %[[SW]]#1
+  return %y, %sum, %s, %m : tensor<16x24xbf16>, tensor<16x12xbf16>, tensor<16x12xbf16>, tensor<16x12xbf16>
+}
+
+// -----
+
+// Tests that identical kernels share one name (one compiled image per shape)
+// and that a group whose result is needed before its last op is not fused:
+// here the hadamard result is also used directly, so it gets its own kernel.
+// CHECK-LABEL: func.func @names
+func.func @names(%a: tensor<16x12xbf16>, %b: tensor<16x12xbf16>) -> (tensor<16x12xbf16>, tensor<16x12xbf16>, tensor<16x12xf8E4M3FN>) {
+  // CHECK: exec.kernel "[[SILU:halo_silu_16x12_[0-9a-f]+]]" kind "silu"(%arg0)
+  // CHECK: exec.kernel "[[SILU]]" kind "silu"(%arg1)
+  %x = halo.silu %a : (tensor<16x12xbf16>) -> tensor<16x12xbf16>
+  %y = halo.silu %b : (tensor<16x12xbf16>) -> tensor<16x12xbf16>
+  // CHECK: exec.kernel "halo_hadamard_{{.*}}" kind "hadamard"
+  // CHECK: exec.kernel "halo_quantize_{{.*}}" kind "quantize"
+  %h = halo.hadamard %x {side = #halo.side<right>} : (tensor<16x12xbf16>) -> tensor<16x12xbf16>
+  %q, %s = halo.quantize %h {granularity = #halo.granularity<tensor>} : (tensor<16x12xbf16>) -> (tensor<16x12xf8E4M3FN>, tensor<f32>)
+  return %h, %y, %q : tensor<16x12xbf16>, tensor<16x12xbf16>, tensor<16x12xf8E4M3FN>
+}
