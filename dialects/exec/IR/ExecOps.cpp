@@ -22,7 +22,9 @@ LogicalResult KernelOp::verify() {
     if (std::get<0>(pair).getType() != std::get<1>(pair).getType())
       return emitOpError() << "input #" << i << " is " << std::get<0>(pair).getType()
                            << " but the body argument is " << std::get<1>(pair).getType();
-  auto yield = cast<YieldOp>(body.getTerminator());
+  auto yield = body.empty() ? YieldOp() : dyn_cast<YieldOp>(body.back());
+  if (!yield)
+    return emitOpError() << "body must end with exec.yield";
   if (yield.getValues().getTypes() != getResultTypes())
     return emitOpError() << "yields " << yield.getValues().size()
                          << " values whose types differ from the kernel's results";

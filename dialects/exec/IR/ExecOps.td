@@ -23,7 +23,7 @@ class Exec_Op<string mnemonic, list<Trait> traits = []>
     : Op<Exec_Dialect, mnemonic, traits>;
 
 def Exec_KernelOp : Exec_Op<"kernel", [IsolatedFromAbove, RecursiveMemoryEffects,
-    SingleBlockImplicitTerminator<"YieldOp">]> {
+    SingleBlock]> {
   let summary = "one GPU kernel: a region of halo ops over its operands";
   let description = [{
     The region's block arguments are the kernel's inputs (the operands, in
@@ -55,7 +55,6 @@ def Exec_YieldOp : Exec_Op<"yield", [Pure, Terminator, HasParent<"KernelOp">,
   let summary = "the results of an exec.kernel";
   let arguments = (ins Variadic<AnyType>:$values);
   let assemblyFormat = "($values^ `:` type($values))? attr-dict";
-  let builders = [OpBuilder<(ins), [{ /* empty yield */ }]>];
 }
 
 #endif // EXEC_OPS_TD

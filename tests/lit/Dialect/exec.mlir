@@ -49,3 +49,14 @@ func.func @isolated(%x: tensor<4x4xbf16>) -> tensor<4x4xbf16> {
   }
   return %0 : tensor<4x4xbf16>
 }
+
+// -----
+
+func.func @no_yield(%x: tensor<4x4xbf16>) -> tensor<4x4xbf16> {
+  // expected-error @+1 {{'exec.kernel' op body must end with exec.yield}}
+  %0 = exec.kernel "k" kind "silu"(%x) : (tensor<4x4xbf16>) -> tensor<4x4xbf16> {
+  ^bb0(%a: tensor<4x4xbf16>):
+    func.return %a : tensor<4x4xbf16>
+  }
+  return %0 : tensor<4x4xbf16>
+}
