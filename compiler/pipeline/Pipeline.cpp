@@ -8,6 +8,7 @@ namespace halo {
 void buildPipeline(mlir::PassManager &pm, Stage stopAfter, bool returnGrads) {
   if (stopAfter == Stage::Halo)
     return;
+  // Cuda and Program both run the whole pipeline; they differ in the output.
   // Differentiate first: placement must see all three GEMMs of each linear.
   pm.addPass(createHaloAutodiff(HaloAutodiffOptions{returnGrads}));
   if (stopAfter == Stage::Train)

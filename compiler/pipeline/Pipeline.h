@@ -12,6 +12,7 @@ enum class Stage {
   Train,  // + halo-autodiff: @train_step
   Placed, // + halo-place-rotations, halo-simplify
   Exec,    // + halo-fuse (exec.kernel regions), halo-plan-memory
+  Cuda,    // Exec, each kernel emitted as CUDA C++ (compiler/codegen)
   Program  // Exec, exported for the runtime (compiler/export)
 };
 

@@ -8,6 +8,7 @@
 // crash reproducer work here exactly as in halo-opt.
 //
 //===----------------------------------------------------------------------===//
+#include "compiler/codegen/CudaEmitter.h"
 #include "compiler/export/ProgramExport.h"
 #include "compiler/pipeline/Pipeline.h"
 #include "frontend/builder/LlamaBuilder.h"
@@ -20,11 +21,14 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/WithColor.h"
+
+#include <set>
 
 using namespace halo;
 namespace cl = llvm::cl;
@@ -48,6 +52,9 @@ static cl::opt<Stage> emitStage(
                           "+ HALO rotations and quantization placed and simplified"),
                clEnumValN(Stage::Exec, "exec",
                           "+ fused exec.kernel regions and the memory plan"),
+               clEnumValN(Stage::Cuda, "cuda",
+                          "one self-contained .cu file per kernel and kernels.json, into "
+                          "the -o directory"),
                clEnumValN(Stage::Program, "program",
                           "the training program halo-run executes (default)")),
     cl::cat(haloCategory));
@@ -64,6 +71,55 @@ static cl::opt<std::string> precisionOverride(
 static int fail(const std::string &message) {
   llvm::WithColor::error(llvm::errs(), "haloc") << message << "\n";
   return 1;
+}
+
+/// --emit=cuda: <dir>/<program>.cu per generated kernel and <dir>/kernels.json
+/// (each exec.kernel's parts and launches, in order).
+static int writeCuda(mlir::ModuleOp module) {
+  if (outputPath.empty() || outputPath == "-")
+    return fail("--emit=cuda needs an output directory: -o <dir>");
+  mlir::FailureOr<std::vector<EmittedKernel>> kernels = emitCudaKernels(module);
+  if (mlir::failed(kernels))
+    return 1;
+  if (std::error_code ec = llvm::sys::fs::create_directories(outputPath))
+    return fail("-o " + outputPath + ": " + ec.message());
+  nlohmann::json manifest = nlohmann::json::array();
+  std::set<std::string> written;
+  for (const EmittedKernel &k : *kernels) {
+    nlohmann::json parts = nlohmann::json::array();
+    for (const cuda::kernels::GeneratedKernel &g : k.parts) {
+      std::string file = g.program + ".cu";
+      if (written.insert(file).second) {
+        std::string error;
+        auto out = mlir::openOutputFile(outputPath + "/" + file, &error);
+        if (!out)
+          return fail(error);
+        out->os() << g.source;
+        out->keep();
+      }
+      nlohmann::json launches = nlohmann::json::array();
+      for (const cuda::kernels::LaunchSpec &l : g.launches)
+        launches.push_back({{"entry", l.entry},
+                            {"grid", {l.grid.x, l.grid.y, l.grid.z}},
+                            {"block", {l.block.x, l.block.y, l.block.z}},
+                            {"shared_bytes", l.sharedBytes},
+                            {"signature", l.signature}});
+      parts.push_back({{"file", file},
+                       {"launches", launches},
+                       {"workspace_bytes", g.workspaceBytes},
+                       {"scratch_bytes", g.scratchBytes}});
+    }
+    manifest.push_back({{"kernel", k.name}, {"kind", k.kind}, {"parts", parts}});
+  }
+  std::string error;
+  auto out = mlir::openOutputFile(outputPath + "/kernels.json", &error);
+  if (!out)
+    return fail(error);
+  out->os() << manifest.dump(1) << "\n";
+  out->keep();
+  llvm::outs() << "haloc: wrote " << written.size() << " CUDA sources for " << kernels->size()
+               << " distinct kernels to " << outputPath << "\n";
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -115,6 +171,8 @@ int main(int argc, char **argv) {
   if (mlir::failed(pm.run(*module)))
     return 1; // The failing pass has printed its diagnostic.
 
+  if (emitStage == Stage::Cuda)
+    return writeCuda(*module);
   if (emitStage == Stage::Program) {
     mlir::FailureOr<nlohmann::json> manifest = exportProgram(*module);
     if (mlir::failed(manifest))

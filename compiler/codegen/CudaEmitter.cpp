@@ -1,0 +1,250 @@
+//===- CudaEmitter.cpp - exec.kernel -> CUDA C++ sources ------------------===//
+//
+// Each kernel kind maps to one generator of runtime/cuda/kernels; the
+// parameters (shapes, sides, formats, epsilons) are read off the halo ops in
+// the kernel's body. Simple elementwise kernels (residual and gradient adds,
+// casts) are generated here.
+//
+//===----------------------------------------------------------------------===//
+#include "compiler/codegen/CudaEmitter.h"
+
+#include "dialects/exec/IR/ExecOps.h"
+#include "dialects/halo/IR/HaloOps.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "llvm/ADT/StringSet.h"
+
+using namespace mlir;
+namespace ck = halo::cuda::kernels;
+
+namespace halo {
+namespace {
+
+RankedTensorType typeOf(Value v) { return cast<RankedTensorType>(v.getType()); }
+int64_t dim(Value v, unsigned i) { return typeOf(v).getDimSize(i); }
+int64_t numel(Value v) { return typeOf(v).getNumElements(); }
+ck::ElemType elemOf(Value v) {
+  return typeOf(v).getElementType().isF32() ? ck::ElemType::F32 : ck::ElemType::BF16;
+}
+const char *ctype(Value v) { return typeOf(v).getElementType().isF32() ? "float" : "__nv_bfloat16"; }
+
+template <typename OpT> OpT find(Block &body) {
+  for (Operation &op : body)
+    if (auto o = dyn_cast<OpT>(op))
+      return o;
+  return OpT();
+}
+
+/// Appends a generated part, or reports the generator's error on `kernel`.
+LogicalResult add(exec::KernelOp kernel, std::vector<ck::GeneratedKernel> &parts,
+                  StatusOr<ck::GeneratedKernel> generated) {
+  if (!generated.ok())
+    return kernel.emitError("CUDA emission of ") << kernel.getName() << ": "
+                                                 << generated.status().message();
+  parts.push_back(std::move(*generated));
+  return success();
+}
+
+LogicalResult emitHadamardQuantize(exec::KernelOp kernel, Block &body, bool rotate,
+                                   std::vector<ck::GeneratedKernel> &parts) {
+  auto q = find<QuantizeOp>(body);
+  ck::HadamardQuantizeParams p;
+  Value x = q.getX();
+  if (rotate) {
+    auto h = find<HadamardOp>(body);
+    x = h.getX();
+    p.side = h.getSide() == HadamardSide::left ? ck::HadamardSide::Left : ck::HadamardSide::Right;
+    p.transposed = h.getTransposed();
+  }
+  p.rotate = rotate;
+  p.rows = dim(x, 0);
+  p.cols = dim(x, 1);
+  p.input = elemOf(x);
+  p.format = typeOf(q.getData()).getElementType().isSignlessInteger(8)
+                 ? numerics::QuantFormat::INT8
+                 : numerics::QuantFormat::FP8E4M3;
+  if (q.getGranularity() == Granularity::col)
+    return kernel.emitError("CUDA emission of ")
+           << kernel.getName() << ": column-wise scales have no generator yet";
+  p.granularity =
+      q.getGranularity() == Granularity::row ? ck::ScaleGranularity::Row : ck::ScaleGranularity::Tensor;
+  return add(kernel, parts, ck::hadamardQuantizeKernel(p));
+}
+
+LogicalResult emitOptimizer(exec::KernelOp kernel, Block &body,
+                            std::vector<ck::GeneratedKernel> &parts) {
+  double maxNorm = 0;
+  if (auto clip = find<ClipCoefOp>(body))
+    maxNorm = clip.getMaxNorm().convertToDouble();
+  for (Operation &op : body) {
+    if (auto norm = dyn_cast<GlobalNormOp>(op)) {
+      for (Value t : norm.getTensors())
+        if (failed(add(kernel, parts, ck::sumSquaresKernel(numel(t), elemOf(t)))))
+          return failure();
+      if (failed(add(kernel, parts, ck::globalNormKernel(maxNorm))))
+        return failure();
+    } else if (auto lr = dyn_cast<LrScheduleOp>(op)) {
+      ck::LrScheduleParams p{lr.getPeakLr().convertToDouble(), int64_t(lr.getWarmupSteps()),
+                             int64_t(lr.getTotalSteps()), int(lr.getSchedule())};
+      if (failed(add(kernel, parts, ck::lrScheduleKernel(p))))
+        return failure();
+    } else if (auto adam = dyn_cast<AdamWOp>(op)) {
+      ck::AdamWParams p;
+      p.elements = numel(adam.getParam());
+      p.beta1 = adam.getBeta1().convertToDouble();
+      p.beta2 = adam.getBeta2().convertToDouble();
+      p.eps = adam.getEps().convertToDouble();
+      p.weightDecay = adam.getWeightDecay().convertToDouble();
+      if (failed(add(kernel, parts, ck::adamwKernel(p))))
+        return failure();
+    }
+  }
+  return success();
+}
+
+/// The kinds that are one elementwise expression of their operands.
+LogicalResult emitElementwise(exec::KernelOp kernel, Operation &op,
+                              std::vector<ck::GeneratedKernel> &parts) {
+  std::string expr;
+  if (isa<AddOp>(op))
+    expr = "a + b";
+  else if (isa<MulOp>(op))
+    expr = "a * b";
+  else if (isa<SiluOp>(op))
+    expr = "a / (1.0f + __expf(-a))";
+  else if (isa<SiluGradOp>(op))
+    expr = "b / (1.0f + __expf(-a)) * (1.0f + a * (1.0f - 1.0f / (1.0f + __expf(-a))))";
+  else if (isa<CastOp>(op))
+    expr = "a";
+  else
+    return kernel.emitError("CUDA emission of ")
+           << kernel.getName() << ": no CUDA generator for kind '" << kernel.getKind() << "'";
+  std::vector<std::string> inputs;
+  for (Value v : op.getOperands())
+    inputs.push_back(ctype(v));
+  parts.push_back(elementwiseKernel(kernel.getName().str(), numel(op.getResult(0)), inputs,
+                                    ctype(op.getResult(0)), expr));
+  return success();
+}
+
+LogicalResult emitKernel(exec::KernelOp kernel, std::vector<ck::GeneratedKernel> &parts) {
+  Block &body = kernel.getBody().front();
+  StringRef kind = kernel.getKind();
+  if (kind == "hadamard_quantize" || kind == "quantize")
+    return emitHadamardQuantize(kernel, body, kind == "hadamard_quantize", parts);
+  if (kind == "hadamard") {
+    auto h = find<HadamardOp>(body);
+    ck::HadamardParams p;
+    p.rows = dim(h.getX(), 0);
+    p.cols = dim(h.getX(), 1);
+    p.side = h.getSide() == HadamardSide::left ? ck::HadamardSide::Left : ck::HadamardSide::Right;
+    p.transposed = h.getTransposed();
+    p.input = p.output = elemOf(h.getX());
+    return add(kernel, parts, ck::hadamardKernel(p));
+  }
+  if (kind == "add_rms_norm" || kind == "rms_norm" || kind == "rms_norm_grad") {
+    ck::RmsNormParams p;
+    if (auto n = find<RmsNormOp>(body)) {
+      p = {dim(n.getX(), 0), dim(n.getX(), 1), n.getEps().convertToDouble(), kind == "add_rms_norm"};
+      return add(kernel, parts, ck::rmsNormForwardKernel(p));
+    }
+    auto g = find<RmsNormGradOp>(body);
+    p = {dim(g.getX(), 0), dim(g.getX(), 1), g.getEps().convertToDouble(), false};
+    return add(kernel, parts, ck::rmsNormBackwardKernel(p));
+  }
+  if (kind == "rope") {
+    auto r = find<RopeOp>(body);
+    ck::RopeParams p;
+    p.tokens = dim(r.getX(), 0);
+    p.seqLen = int64_t(r.getSeqLen());
+    p.headDim = int64_t(r.getHeadDim());
+    p.qHeads = dim(r.getX(), 1) / p.headDim;
+    p.kvHeads = 0;
+    p.theta = r.getTheta().convertToDouble();
+    p.inverse = r.getInverse();
+    return add(kernel, parts, ck::ropeKernel(p));
+  }
+  if (kind == "swiglu")
+    return add(kernel, parts, ck::swigluForwardKernel(numel(find<MulOp>(body).getResult())));
+  if (kind == "swiglu_grad")
+    return add(kernel, parts, ck::swigluBackwardKernel(numel(find<SiluGradOp>(body).getResult())));
+  if (kind == "cross_entropy") {
+    auto ce = find<CrossEntropyOp>(body);
+    return add(kernel, parts,
+               ck::crossEntropyKernel({dim(ce.getLogits(), 0), dim(ce.getLogits(), 1)}));
+  }
+  if (kind == "embedding" || kind == "embedding_grad") {
+    ck::EmbeddingParams p;
+    if (auto e = find<EmbeddingOp>(body))
+      p = {numel(e.getIds()), dim(e.getTable(), 0), dim(e.getTable(), 1)};
+    else if (auto g = find<EmbeddingGradOp>(body))
+      p = {numel(g.getIds()), dim(g.getResult(), 0), dim(g.getResult(), 1)};
+    return add(kernel, parts, ck::embeddingKernel(p));
+  }
+  if (kind == "attention" || kind == "attention_grad") {
+    ck::AttentionParams p;
+    if (auto a = find<AttentionOp>(body)) {
+      p = {int64_t(a.getBatch()), int64_t(a.getSeqLen()), int64_t(a.getNumHeads()),
+           int64_t(a.getNumKvHeads()), int64_t(a.getHeadDim())};
+      return add(kernel, parts, ck::attentionForwardKernel(p));
+    }
+    auto g = find<AttentionGradOp>(body);
+    p = {int64_t(g.getBatch()), int64_t(g.getSeqLen()), int64_t(g.getNumHeads()),
+         int64_t(g.getNumKvHeads()), int64_t(g.getHeadDim())};
+    return add(kernel, parts, ck::attentionBackwardKernel(p));
+  }
+  if (kind == "optimizer")
+    return emitOptimizer(kernel, body, parts);
+  // What is left are single-op kernels.
+  if (std::next(body.begin()) != std::prev(body.end()))
+    return kernel.emitError("CUDA emission of ")
+           << kernel.getName() << ": no CUDA generator for kind '" << kind << "'";
+  return emitElementwise(kernel, body.front(), parts);
+}
+
+} // namespace
+
+cuda::kernels::GeneratedKernel elementwiseKernel(const std::string &program, int64_t elements,
+                                                 const std::vector<std::string> &inputs,
+                                                 const std::string &output,
+                                                 const std::string &expr) {
+  static const char *names[] = {"a", "b"};
+  std::string params, loads;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    params += "const " + inputs[i] + "* __restrict__ in" + std::to_string(i) + ", ";
+    loads += "  float " + std::string(names[i]) + " = float(in" + std::to_string(i) + "[i]);\n";
+  }
+  params += output + "* __restrict__ out";
+  cuda::kernels::GeneratedKernel k;
+  k.program = program;
+  k.source = "// " + program + ": out = " + expr + " over " + std::to_string(elements) +
+             " elements (generated by halo's CUDA emitter).\n"
+             "#include <cuda_bf16.h>\n\n"
+             "extern \"C\" __global__ void __launch_bounds__(256) " + program + "_map(" + params +
+             ") {\n"
+             "  long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;\n"
+             "  if (i >= " + std::to_string(elements) + "LL)\n    return;\n" + loads +
+             "  out[i] = " + output + "(" + expr + ");\n}\n";
+  unsigned blocks = static_cast<unsigned>((elements + 255) / 256);
+  k.launches.push_back({program + "_map", {blocks, 1, 1}, {256, 1, 1}, 0, params});
+  return k;
+}
+
+FailureOr<std::vector<EmittedKernel>> emitCudaKernels(ModuleOp module) {
+  std::vector<EmittedKernel> kernels;
+  llvm::StringSet<> seen;
+  WalkResult walk = module.walk([&](exec::KernelOp kernel) {
+    if (!seen.insert(kernel.getName()).second)
+      return WalkResult::advance();
+    EmittedKernel emitted{kernel.getName().str(), kernel.getKind().str(), {}};
+    if (failed(emitKernel(kernel, emitted.parts)))
+      return WalkResult::interrupt();
+    kernels.push_back(std::move(emitted));
+    return WalkResult::advance();
+  });
+  if (walk.wasInterrupted())
+    return failure();
+  return kernels;
+}
+
+} // namespace halo

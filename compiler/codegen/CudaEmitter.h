@@ -1,0 +1,41 @@
+//===- CudaEmitter.h - exec.kernel -> CUDA C++ sources --------*- C++ -*-===//
+//
+// Read-only over the IR (the prepare-then-print split: halo-fuse did all the
+// IR surgery): each distinct exec.kernel becomes one or more self-contained
+// CUDA sources from runtime/cuda/kernels' generators, plus the launches.
+//
+//===----------------------------------------------------------------------===//
+#ifndef HALO_COMPILER_CODEGEN_CUDAEMITTER_H
+#define HALO_COMPILER_CODEGEN_CUDAEMITTER_H
+
+#include "runtime/cuda/kernels/KernelTemplates.h"
+
+#include "mlir/IR/BuiltinOps.h"
+
+#include <string>
+#include <vector>
+
+namespace halo {
+
+/// The CUDA code of one distinct exec.kernel (by name): its parts run in
+/// order (the optimizer kernel, for one, is several launches per tensor).
+struct EmittedKernel {
+  std::string name;
+  std::string kind;
+  std::vector<cuda::kernels::GeneratedKernel> parts;
+};
+
+/// Every distinct exec.kernel of every function, in first-use order. Fails
+/// with a diagnostic naming the kernel for a kind without a generator.
+mlir::FailureOr<std::vector<EmittedKernel>> emitCudaKernels(mlir::ModuleOp module);
+
+/// A simple elementwise kernel over `elements` values: `expr` reads the
+/// float locals a (and b) and yields the float result, stored as `out`.
+cuda::kernels::GeneratedKernel elementwiseKernel(const std::string &program, int64_t elements,
+                                                 const std::vector<std::string> &inputs,
+                                                 const std::string &output,
+                                                 const std::string &expr);
+
+} // namespace halo
+
+#endif // HALO_COMPILER_CODEGEN_CUDAEMITTER_H
