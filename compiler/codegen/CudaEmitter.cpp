@@ -230,13 +230,39 @@ cuda::kernels::GeneratedKernel elementwiseKernel(const std::string &program, int
   return k;
 }
 
+nlohmann::json cudaManifest(const std::vector<EmittedKernel> &kernels) {
+  nlohmann::json sources = nlohmann::json::object(), byName = nlohmann::json::object();
+  for (const EmittedKernel &k : kernels) {
+    nlohmann::json parts = nlohmann::json::array();
+    for (const cuda::kernels::GeneratedKernel &g : k.parts) {
+      sources[g.program] = g.source;
+      nlohmann::json launches = nlohmann::json::array();
+      for (const cuda::kernels::LaunchSpec &l : g.launches)
+        launches.push_back({{"entry", l.entry},
+                            {"grid", {l.grid.x, l.grid.y, l.grid.z}},
+                            {"block", {l.block.x, l.block.y, l.block.z}},
+                            {"shared_bytes", l.sharedBytes},
+                            {"signature", l.signature}});
+      parts.push_back({{"program", g.program},
+                       {"launches", launches},
+                       {"workspace_bytes", g.workspaceBytes},
+                       {"scratch_bytes", g.scratchBytes}});
+    }
+    byName[k.name] = {{"kind", k.kind}, {"loc", k.loc}, {"parts", parts}};
+  }
+  return {{"sources", sources}, {"kernels", byName}};
+}
+
 FailureOr<std::vector<EmittedKernel>> emitCudaKernels(ModuleOp module) {
   std::vector<EmittedKernel> kernels;
   llvm::StringSet<> seen;
   WalkResult walk = module.walk([&](exec::KernelOp kernel) {
     if (!seen.insert(kernel.getName()).second)
       return WalkResult::advance();
-    EmittedKernel emitted{kernel.getName().str(), kernel.getKind().str(), {}};
+    std::string loc;
+    if (auto name = dyn_cast<NameLoc>(kernel.getLoc()))
+      loc = name.getName().str();
+    EmittedKernel emitted{kernel.getName().str(), kernel.getKind().str(), loc, {}};
     if (failed(emitKernel(kernel, emitted.parts)))
       return WalkResult::interrupt();
     kernels.push_back(std::move(emitted));

@@ -12,6 +12,8 @@
 
 #include "mlir/IR/BuiltinOps.h"
 
+#include <nlohmann/json.hpp>
+
 #include <string>
 #include <vector>
 
@@ -22,12 +24,19 @@ namespace halo {
 struct EmittedKernel {
   std::string name;
   std::string kind;
+  /// The HF module of the first kernel with this name ("model.layers.0.mlp").
+  std::string loc;
   std::vector<cuda::kernels::GeneratedKernel> parts;
 };
 
 /// Every distinct exec.kernel of every function, in first-use order. Fails
 /// with a diagnostic naming the kernel for a kind without a generator.
 mlir::FailureOr<std::vector<EmittedKernel>> emitCudaKernels(mlir::ModuleOp module);
+
+/// The program file's "cuda" section: {"sources": {program: source},
+/// "kernels": {name: {"kind", "parts": [{"program", "launches", ...}]}}}
+/// (docs/program-format.md).
+nlohmann::json cudaManifest(const std::vector<EmittedKernel> &kernels);
 
 /// A simple elementwise kernel over `elements` values: `expr` reads the
 /// float locals a (and b) and yields the float result, stored as `out`.

@@ -108,19 +108,38 @@ FailureOr<json> exportFunction(func::FuncOp func) {
 
   // exec.kernel regions are flattened: the oracle runs the same ops whether
   // or not they were fused (docs/program-format.md has no kernel boundary).
+  // The schedule records the kernel boundaries for the GPU runtime: one step
+  // per exec.kernel (its flattened op range, inputs and outputs) or per op
+  // left outside kernels (GEMMs, constants).
   json ops = json::array();
-  std::function<LogicalResult(Block &)> exportBlock = [&](Block &block) -> LogicalResult {
+  json schedule = json::array();
+  bool fused = false;
+  std::function<LogicalResult(Block &, bool)> exportBlock = [&](Block &block,
+                                                                bool top) -> LogicalResult {
     for (Operation &op : block.without_terminator()) {
       if (auto kernel = dyn_cast<exec::KernelOp>(op)) {
+        fused = true;
         Block &kb = kernel.getBody().front();
         for (auto [arg, in] : llvm::zip(kb.getArguments(), kernel.getInputs()))
           ids[arg] = ids.lookup(in);
-        if (failed(exportBlock(kb)))
+        size_t first = ops.size();
+        if (failed(exportBlock(kb, false)))
           return failure();
-        for (auto [res, y] : llvm::zip(kernel.getResults(), kb.getTerminator()->getOperands()))
+        json inputs = json::array(), outputs = json::array();
+        for (Value in : kernel.getInputs())
+          inputs.push_back(ids.lookup(in));
+        for (auto [res, y] : llvm::zip(kernel.getResults(), kb.getTerminator()->getOperands())) {
           ids[res] = ids.lookup(y);
+          outputs.push_back(ids[res]);
+        }
+        schedule.push_back({{"kernel", kernel.getName().str()},
+                            {"ops", {first, ops.size() - first}},
+                            {"inputs", inputs},
+                            {"outputs", outputs}});
         continue;
       }
+      if (top)
+        schedule.push_back({{"ops", {ops.size(), 1}}});
       json entry;
       json attrs = json::object();
       if (auto c = dyn_cast<arith::ConstantOp>(op)) {
@@ -159,17 +178,31 @@ FailureOr<json> exportFunction(func::FuncOp func) {
     }
     return success();
   };
-  if (failed(exportBlock(body)))
+  if (failed(exportBlock(body, true)))
     return failure();
 
   json outputs = json::array();
   Operation *ret = body.getTerminator();
   for (auto [i, v] : llvm::enumerate(ret->getOperands()))
     outputs.push_back(describe(func.getResultAttrDict(i), ids.lookup(v)));
-  return json{{"values", values}, {"inputs", inputs}, {"outputs", outputs}, {"ops", ops}};
+  json f = {{"values", values}, {"inputs", inputs}, {"outputs", outputs}, {"ops", ops}};
+  if (fused)
+    f["schedule"] = schedule;
+  // The memory plan: byte offsets of top-level results in one arena.
+  if (auto arena = func->getAttrOfType<IntegerAttr>("halo.arena_bytes")) {
+    f["arena_bytes"] = arena.getInt();
+    json offsets = json::array();
+    for (Operation &op : body.without_terminator())
+      if (auto list = op.getAttrOfType<DenseI64ArrayAttr>("halo.offsets"))
+        for (auto [r, offset] : llvm::zip(op.getResults(), list.asArrayRef()))
+          if (offset >= 0)
+            offsets.push_back({ids.lookup(r), offset});
+    f["offsets"] = offsets;
+  }
+  return f;
 }
 
-FailureOr<json> exportProgram(ModuleOp module) {
+FailureOr<json> exportProgram(ModuleOp module, const json &cuda) {
   auto config = module->getAttrOfType<StringAttr>("halo.model_config");
   if (!config)
     return module.emitError("program export: the module has no halo.model_config (the runtime "
@@ -191,6 +224,8 @@ FailureOr<json> exportProgram(ModuleOp module) {
   if (!functions.contains("train_step"))
     return module.emitError("program export: no @train_step (run halo-autodiff first)");
   manifest["functions"] = functions;
+  if (!cuda.is_null())
+    manifest["cuda"] = cuda;
   return manifest;
 }
 

@@ -16,11 +16,14 @@
 namespace halo {
 
 /// The manifest of every exportable function in `module` ("train_step",
-/// "forward"), plus the model config from the module's halo.model_config.
+/// "forward"), plus the model config from the module's halo.model_config and
+/// `cuda` (the emitter's cudaManifest; may be null) as the "cuda" section.
 /// Emits a diagnostic and fails on ops or types the runtime cannot run.
-mlir::FailureOr<nlohmann::json> exportProgram(mlir::ModuleOp module);
+mlir::FailureOr<nlohmann::json> exportProgram(mlir::ModuleOp module,
+                                              const nlohmann::json &cuda = nullptr);
 
-/// One function's manifest entry ({values, inputs, outputs, ops}).
+/// One function's manifest entry ({values, inputs, outputs, ops}, and, after
+/// halo-fuse / halo-plan-memory, {schedule, arena_bytes, offsets}).
 mlir::FailureOr<nlohmann::json> exportFunction(mlir::func::FuncOp func);
 
 } // namespace halo

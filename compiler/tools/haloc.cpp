@@ -28,7 +28,6 @@
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/WithColor.h"
 
-#include <set>
 
 using namespace halo;
 namespace cl = llvm::cl;
@@ -83,42 +82,23 @@ static int writeCuda(mlir::ModuleOp module) {
     return 1;
   if (std::error_code ec = llvm::sys::fs::create_directories(outputPath))
     return fail("-o " + outputPath + ": " + ec.message());
-  nlohmann::json manifest = nlohmann::json::array();
-  std::set<std::string> written;
-  for (const EmittedKernel &k : *kernels) {
-    nlohmann::json parts = nlohmann::json::array();
-    for (const cuda::kernels::GeneratedKernel &g : k.parts) {
-      std::string file = g.program + ".cu";
-      if (written.insert(file).second) {
-        std::string error;
-        auto out = mlir::openOutputFile(outputPath + "/" + file, &error);
-        if (!out)
-          return fail(error);
-        out->os() << g.source;
-        out->keep();
-      }
-      nlohmann::json launches = nlohmann::json::array();
-      for (const cuda::kernels::LaunchSpec &l : g.launches)
-        launches.push_back({{"entry", l.entry},
-                            {"grid", {l.grid.x, l.grid.y, l.grid.z}},
-                            {"block", {l.block.x, l.block.y, l.block.z}},
-                            {"shared_bytes", l.sharedBytes},
-                            {"signature", l.signature}});
-      parts.push_back({{"file", file},
-                       {"launches", launches},
-                       {"workspace_bytes", g.workspaceBytes},
-                       {"scratch_bytes", g.scratchBytes}});
-    }
-    manifest.push_back({{"kernel", k.name}, {"kind", k.kind}, {"parts", parts}});
-  }
-  std::string error;
-  auto out = mlir::openOutputFile(outputPath + "/kernels.json", &error);
-  if (!out)
-    return fail(error);
-  out->os() << manifest.dump(1) << "\n";
-  out->keep();
-  llvm::outs() << "haloc: wrote " << written.size() << " CUDA sources for " << kernels->size()
-               << " distinct kernels to " << outputPath << "\n";
+  nlohmann::json cuda = cudaManifest(*kernels);
+  auto write = [&](const std::string &file, const std::string &text) {
+    std::string error;
+    auto out = mlir::openOutputFile(outputPath + "/" + file, &error);
+    if (!out)
+      return fail(error);
+    out->os() << text;
+    out->keep();
+    return 0;
+  };
+  for (auto &[program, source] : cuda["sources"].items())
+    if (int rc = write(program + ".cu", source.get<std::string>()))
+      return rc;
+  if (int rc = write("kernels.json", cuda["kernels"].dump(1) + "\n"))
+    return rc;
+  llvm::outs() << "haloc: wrote " << cuda["sources"].size() << " CUDA sources for "
+               << kernels->size() << " distinct kernels to " << outputPath << "\n";
   return 0;
 }
 
@@ -174,7 +154,10 @@ int main(int argc, char **argv) {
   if (emitStage == Stage::Cuda)
     return writeCuda(*module);
   if (emitStage == Stage::Program) {
-    mlir::FailureOr<nlohmann::json> manifest = exportProgram(*module);
+    mlir::FailureOr<std::vector<EmittedKernel>> kernels = emitCudaKernels(*module);
+    if (mlir::failed(kernels))
+      return 1;
+    mlir::FailureOr<nlohmann::json> manifest = exportProgram(*module, cudaManifest(*kernels));
     if (mlir::failed(manifest))
       return 1;
     std::string path = outputPath;

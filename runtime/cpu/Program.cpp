@@ -557,6 +557,7 @@ private:
   /// Checks a data input/output's declared type and shape.
   Status checkDataBinding(const Binding &b, std::string_view kind) const;
   Status checkParamOutputs() const;
+  Status parsePlan(const json &obj);
 
   std::string where_;
   Function fn_;
@@ -887,7 +888,8 @@ StatusOr<Function> FunctionParser::parse(const json &obj) {
   if (!obj.is_object())
     return fail(fmt::format("expected an object, got {}", kindOf(obj)));
   HALO_RETURN_IF_ERROR(
-      checkKeys(obj, {"values", "inputs", "outputs", "ops"}, where_));
+      checkKeys(obj, {"values", "inputs", "outputs", "ops", "schedule", "arena_bytes", "offsets"},
+                where_));
   for (const char *key : {"values", "inputs", "outputs", "ops"})
     if (!obj.contains(key))
       return fail(fmt::format("missing \"{}\"", key));
@@ -907,7 +909,165 @@ StatusOr<Function> FunctionParser::parse(const json &obj) {
   for (size_t i = 0; i < obj["outputs"].size(); ++i)
     HALO_RETURN_IF_ERROR(parseBinding(obj["outputs"][i], false, i));
   HALO_RETURN_IF_ERROR(checkParamOutputs());
+  HALO_RETURN_IF_ERROR(parsePlan(obj));
   return std::move(fn_);
+}
+
+// The schedule must cover every op exactly once, in order, and the plan's
+// buffers must fit the arena.
+Status FunctionParser::parsePlan(const json &obj) {
+  std::string why;
+  auto ids = [&](const json &list, std::vector<int64_t> &out,
+                 const std::string &what) -> Status {
+    if (!list.is_array())
+      return fail(fmt::format("{} must be an array", what));
+    for (const json &v : list) {
+      std::optional<int64_t> id = valueId(v, why);
+      if (!id)
+        return fail(fmt::format("{}: {}", what, why));
+      out.push_back(*id);
+    }
+    return Status::success();
+  };
+  if (obj.contains("schedule")) {
+    const json &steps = obj["schedule"];
+    if (!steps.is_array())
+      return fail("\"schedule\" must be an array");
+    int64_t next = 0;
+    for (size_t i = 0; i < steps.size(); ++i) {
+      const json &e = steps[i];
+      std::string what = fmt::format("schedule[{}]", i);
+      if (!e.is_object())
+        return fail(fmt::format("{} must be an object", what));
+      HALO_RETURN_IF_ERROR(checkKeys(e, {"kernel", "ops", "inputs", "outputs"},
+                                     where_ + ": " + what));
+      ScheduleStep step;
+      if (e.contains("kernel")) {
+        if (!e["kernel"].is_string())
+          return fail(fmt::format("{}.kernel must be a string", what));
+        step.kernel = e["kernel"].get<std::string>();
+      }
+      const json &range = e.contains("ops") ? e["ops"] : json();
+      std::optional<int64_t> first = range.is_array() && range.size() == 2 ? asInt(range[0]) : std::nullopt;
+      std::optional<int64_t> count = range.is_array() && range.size() == 2 ? asInt(range[1]) : std::nullopt;
+      if (!first || !count || *first != next || *count < 1 ||
+          *first + *count > int64_t(fn_.ops.size()))
+        return fail(fmt::format("{}.ops must be [first, count] continuing at op {} "
+                                "(the schedule covers every op once, in order)",
+                                what, next));
+      step.firstOp = *first;
+      step.numOps = *count;
+      next = *first + *count;
+      if (e.contains("inputs"))
+        HALO_RETURN_IF_ERROR(ids(e["inputs"], step.inputs, what + ".inputs"));
+      if (e.contains("outputs"))
+        HALO_RETURN_IF_ERROR(ids(e["outputs"], step.outputs, what + ".outputs"));
+      fn_.schedule.push_back(std::move(step));
+    }
+    if (next != int64_t(fn_.ops.size()))
+      return fail(fmt::format("the schedule covers {} of {} ops", next, fn_.ops.size()));
+  }
+  fn_.offsets.assign(fn_.values.size(), -1);
+  if (obj.contains("arena_bytes")) {
+    std::optional<int64_t> arena = asInt(obj["arena_bytes"]);
+    if (!arena || *arena < 0)
+      return fail("\"arena_bytes\" must be a non-negative integer");
+    fn_.arenaBytes = *arena;
+  }
+  if (obj.contains("offsets")) {
+    const json &list = obj["offsets"];
+    if (!list.is_array())
+      return fail("\"offsets\" must be an array of [value, offset] pairs");
+    for (const json &pair : list) {
+      std::optional<int64_t> id =
+          pair.is_array() && pair.size() == 2 ? valueId(pair[0], why) : std::nullopt;
+      std::optional<int64_t> offset =
+          pair.is_array() && pair.size() == 2 ? asInt(pair[1]) : std::nullopt;
+      if (!id || !offset || *offset < 0)
+        return fail(fmt::format("offsets: bad entry {}", pair.dump()));
+      const ValueInfo &info = fn_.values[*id];
+      int64_t bytes = info.numel * (info.type == ElementType::BF16       ? 2
+                                    : isQuantType(info.type)             ? 1
+                                                                         : 4);
+      if (*offset + bytes > fn_.arenaBytes)
+        return fail(fmt::format("offsets: value {} ({} bytes at {}) ends past the "
+                                "{}-byte arena",
+                                *id, bytes, *offset, fn_.arenaBytes));
+      fn_.offsets[*id] = *offset;
+    }
+  }
+  return Status::success();
+}
+
+/// The "cuda" section (docs/program-format.md).
+Status parseCuda(const json &cuda, Program &program, const std::string &where) {
+  if (!cuda.is_object())
+    return Status::error(fmt::format("{}: \"cuda\" must be an object", where));
+  HALO_RETURN_IF_ERROR(checkKeys(cuda, {"sources", "kernels"}, where + ": cuda"));
+  const json &sources = cuda.contains("sources") ? cuda["sources"] : json::object();
+  const json &kernels = cuda.contains("kernels") ? cuda["kernels"] : json::object();
+  if (!sources.is_object() || !kernels.is_object())
+    return Status::error(fmt::format("{}: cuda.sources and cuda.kernels must be objects", where));
+  for (auto it = sources.begin(); it != sources.end(); ++it) {
+    if (!it.value().is_string())
+      return Status::error(fmt::format("{}: cuda.sources.{} must be a string", where, it.key()));
+    program.cudaSources[it.key()] = it.value().get<std::string>();
+  }
+  auto dims = [](const json &v, std::array<unsigned, 3> &out) {
+    if (!v.is_array() || v.size() != 3)
+      return false;
+    for (size_t i = 0; i < 3; ++i) {
+      std::optional<int64_t> d = asInt(v[i]);
+      if (!d || *d < 1 || *d > int64_t(UINT32_MAX))
+        return false;
+      out[i] = unsigned(*d);
+    }
+    return true;
+  };
+  for (auto it = kernels.begin(); it != kernels.end(); ++it) {
+    std::string what = fmt::format("{}: cuda.kernels.{}", where, it.key());
+    const json &k = it.value();
+    if (!k.is_object() || !k.contains("kind") || !k["kind"].is_string() ||
+        !k.contains("parts") || !k["parts"].is_array())
+      return Status::error(fmt::format("{}: needs \"kind\" and \"parts\"", what));
+    CudaKernel kernel;
+    kernel.kind = k["kind"].get<std::string>();
+    for (const json &p : k["parts"]) {
+      KernelPart part;
+      if (!p.is_object() || !p.contains("program") || !p["program"].is_string() ||
+          !p.contains("launches") || !p["launches"].is_array())
+        return Status::error(fmt::format("{}: each part needs \"program\" and \"launches\"", what));
+      part.program = p["program"].get<std::string>();
+      if (!program.cudaSources.count(part.program))
+        return Status::error(fmt::format("{}: no source for program \"{}\"", what, part.program));
+      for (const char *key : {"workspace_bytes", "scratch_bytes"})
+        if (p.contains(key)) {
+          std::optional<int64_t> n = asInt(p[key]);
+          if (!n || *n < 0)
+            return Status::error(fmt::format("{}: {} must be a non-negative integer", what, key));
+          (std::string_view(key) == "workspace_bytes" ? part.workspaceBytes : part.scratchBytes) =
+              uint64_t(*n);
+        }
+      for (const json &l : p["launches"]) {
+        KernelLaunch launch;
+        if (!l.is_object() || !l.contains("entry") || !l["entry"].is_string() ||
+            !l.contains("grid") || !dims(l["grid"], launch.grid) || !l.contains("block") ||
+            !dims(l["block"], launch.block))
+          return Status::error(fmt::format("{}: a launch needs \"entry\", \"grid\" and "
+                                           "\"block\" (3 positive integers each)",
+                                           what));
+        launch.entry = l["entry"].get<std::string>();
+        if (l.contains("shared_bytes"))
+          launch.sharedBytes = unsigned(asInt(l["shared_bytes"]).value_or(0));
+        if (l.contains("signature") && l["signature"].is_string())
+          launch.signature = l["signature"].get<std::string>();
+        part.launches.push_back(std::move(launch));
+      }
+      kernel.parts.push_back(std::move(part));
+    }
+    program.cudaKernels.emplace(it.key(), std::move(kernel));
+  }
+  return Status::success();
 }
 
 StatusOr<json> parseJson(const std::string &text, const std::string &where) {
@@ -1003,7 +1163,7 @@ StatusOr<Program> parseProgramManifest(const std::string &manifestJson,
         fmt::format("{}: the manifest is {}, not an object; {}", displayName,
                     kindOf(manifest), kRecompileHint));
   HALO_RETURN_IF_ERROR(
-      checkKeys(manifest, {"model", "functions"}, displayName));
+      checkKeys(manifest, {"model", "functions", "cuda"}, displayName));
   if (!manifest.contains("model") || !manifest["model"].is_object())
     return Status::error(
         fmt::format("{}: the manifest has no \"model\" object; {}", displayName,
@@ -1032,6 +1192,16 @@ StatusOr<Program> parseProgramManifest(const std::string &manifestJson,
                                        displayName, it.key(), kRecompileHint));
     program.functions.emplace(it.key(), std::move(*fn));
   }
+  if (manifest.contains("cuda"))
+    HALO_RETURN_IF_ERROR(parseCuda(manifest["cuda"], program, displayName));
+  // Without a cuda section (a CPU-only export) kernel names are labels.
+  for (auto &[name, fn] : program.functions)
+    for (const ScheduleStep &step : fn.schedule)
+      if (manifest.contains("cuda") && !step.kernel.empty() &&
+          !program.cudaKernels.count(step.kernel))
+        return Status::error(fmt::format("{}: {}: the schedule names kernel \"{}\" which the "
+                                         "cuda section does not define; {}",
+                                         displayName, name, step.kernel, kRecompileHint));
   return program;
 }
 

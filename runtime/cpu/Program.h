@@ -15,6 +15,7 @@
 #include "halo/runtime/Status.h"
 #include "runtime/cpu/Kernels.h"
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -25,7 +26,8 @@ namespace halo::cpu {
 
 inline constexpr char kProgramMagic[8] = {'H', 'A', 'L', 'O',
                                           'P', 'R', 'O', 'G'};
-inline constexpr uint32_t kProgramVersion = 1;
+/// 2: adds the "cuda" section and each function's schedule and memory plan.
+inline constexpr uint32_t kProgramVersion = 2;
 /// Magic, version and manifest length.
 inline constexpr uint64_t kProgramHeaderBytes = 20;
 
@@ -125,6 +127,17 @@ struct Op {
   std::string loc; ///< The HF module, or empty.
 };
 
+/// One step of a function's GPU schedule: a fused kernel (`kernel` set) or
+/// an op left outside kernels (a GEMM or a constant). Either way it covers
+/// the flattened ops [firstOp, firstOp + numOps).
+struct ScheduleStep {
+  std::string kernel;
+  int64_t firstOp = 0;
+  int64_t numOps = 0;
+  std::vector<int64_t> inputs;  ///< Kernel inputs (value ids).
+  std::vector<int64_t> outputs; ///< Kernel outputs (value ids).
+};
+
 struct Function {
   std::string name;
   std::vector<ValueInfo> values;
@@ -132,12 +145,35 @@ struct Function {
   std::vector<Binding> outputs;
   std::vector<Op> ops;
 
+  /// Kernel boundaries in execution order; empty for an unfused program.
+  std::vector<ScheduleStep> schedule;
+  /// The memory plan: arena size and, per value, its byte offset (-1: not
+  /// in the arena: inputs, in-place updates, values inside kernels).
+  int64_t arenaBytes = 0;
+  std::vector<int64_t> offsets;
   /// Index into `inputs` of the data input `name`, or -1.
   int64_t findInput(std::string_view name) const;
   /// Index into `inputs` of the state of `param`, or -1.
   int64_t findParamInput(std::string_view param, std::string_view state) const;
   /// Index into `outputs` of the data output `name`, or -1.
   int64_t findOutput(std::string_view name) const;
+};
+
+/// A launch of generated CUDA code (runtime/cuda/kernels' LaunchSpec).
+struct KernelLaunch {
+  std::string entry;
+  std::array<unsigned, 3> grid{1, 1, 1}, block{1, 1, 1};
+  unsigned sharedBytes = 0;
+  std::string signature;
+};
+struct KernelPart {
+  std::string program; ///< Key into Program::cudaSources.
+  std::vector<KernelLaunch> launches;
+  uint64_t workspaceBytes = 0, scratchBytes = 0;
+};
+struct CudaKernel {
+  std::string kind;
+  std::vector<KernelPart> parts;
 };
 
 struct Program {
@@ -147,6 +183,10 @@ struct Program {
   std::string modelJson;
   /// "train_step" (always present) and "forward" (optional).
   std::map<std::string, Function> functions;
+  /// The "cuda" section: generated sources by program name and the kernels
+  /// that the functions' schedules name (empty when compiled without it).
+  std::map<std::string, std::string> cudaSources;
+  std::map<std::string, CudaKernel> cudaKernels;
 
   const Function *find(const std::string &name) const;
 };

@@ -125,10 +125,10 @@ TEST_F(ProgramTest, HeaderErrors) {
   EXPECT_CONTAINS(msg, "recompile with haloc");
   EXPECT_CONTAINS(errorOf("HALO"), "not a halo program");
 
-  std::string v2 = bytes;
-  v2[8] = 2;
-  msg = errorOf(v2);
-  EXPECT_CONTAINS(msg, "unsupported format version 2");
+  std::string v1 = bytes; // version 1 had no schedule or cuda section
+  v1[8] = 1;
+  msg = errorOf(v1);
+  EXPECT_CONTAINS(msg, "unsupported format version 1");
   EXPECT_CONTAINS(msg, "recompile with haloc");
 
   msg = errorOf(bytes.substr(0, bytes.size() - 5));

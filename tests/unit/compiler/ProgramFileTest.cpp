@@ -1,0 +1,95 @@
+//===- ProgramFileTest.cpp - The program file carries kernels and plan -----===//
+//
+// haloc's program stage (fuse, plan memory, emit CUDA, export) on the tiny
+// example: the runtime reader must get a schedule covering every op, kernels
+// whose sources are present, and a memory plan inside its arena; and damaged
+// versions of that real manifest must be rejected with the cause named.
+//
+//===----------------------------------------------------------------------===//
+#include "compiler/codegen/CudaEmitter.h"
+#include "compiler/export/ProgramExport.h"
+#include "compiler/pipeline/Pipeline.h"
+#include "frontend/builder/LlamaBuilder.h"
+#include "runtime/cpu/Program.h"
+
+#include "mlir/Pass/PassManager.h"
+
+#include <gtest/gtest.h>
+
+using namespace halo;
+using json = nlohmann::json;
+
+namespace {
+
+json tinyManifest() {
+  StatusOr<frontend::ModelConfig> config =
+      frontend::parseModelConfigFile(std::string(HALO_SOURCE_DIR) + "/examples/tiny.json");
+  EXPECT_TRUE(config.ok());
+  mlir::MLIRContext context;
+  mlir::OwningOpRef<mlir::ModuleOp> module = frontend::buildForwardModule(context, *config);
+  mlir::PassManager pm(&context);
+  buildPipeline(pm, Stage::Program);
+  EXPECT_TRUE(mlir::succeeded(pm.run(*module)));
+  mlir::FailureOr<std::vector<EmittedKernel>> kernels = emitCudaKernels(*module);
+  EXPECT_TRUE(mlir::succeeded(kernels));
+  mlir::FailureOr<json> manifest = exportProgram(*module, cudaManifest(*kernels));
+  EXPECT_TRUE(mlir::succeeded(manifest));
+  return *manifest;
+}
+
+std::string errorOf(const json &manifest) {
+  StatusOr<cpu::Program> p = cpu::parseProgramManifest(manifest.dump(), "tiny.halo");
+  EXPECT_FALSE(p.ok());
+  return p.ok() ? "" : p.status().message();
+}
+
+TEST(ProgramFile, CarriesScheduleKernelsAndPlan) {
+  StatusOr<cpu::Program> p = cpu::parseProgramManifest(tinyManifest().dump(), "tiny.halo");
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  const cpu::Function &step = *p->find("train_step");
+  ASSERT_FALSE(step.schedule.empty());
+  int64_t kernels = 0, gemms = 0;
+  for (const cpu::ScheduleStep &s : step.schedule) {
+    if (s.kernel.empty()) {
+      gemms += step.ops[s.firstOp].kind == cpu::OpKind::QMatmul ||
+               step.ops[s.firstOp].kind == cpu::OpKind::Matmul;
+      continue;
+    }
+    ++kernels;
+    ASSERT_TRUE(p->cudaKernels.count(s.kernel)) << s.kernel;
+    for (const cpu::KernelPart &part : p->cudaKernels.at(s.kernel).parts) {
+      EXPECT_FALSE(p->cudaSources.at(part.program).empty());
+      EXPECT_FALSE(part.launches.empty());
+    }
+    EXPECT_FALSE(s.outputs.empty()) << s.kernel;
+  }
+  // 2 layers x 21 GEMMs + lm_head's 3.
+  EXPECT_EQ(gemms, 45);
+  EXPECT_GT(kernels, gemms);
+  EXPECT_GT(step.arenaBytes, 0);
+  int64_t planned = 0;
+  for (int64_t offset : step.offsets)
+    planned += offset >= 0;
+  EXPECT_GT(planned, 0);
+}
+
+TEST(ProgramFile, DamagedManifestsAreRejected) {
+  json good = tinyManifest();
+  json gap = good;
+  gap["functions"]["train_step"]["schedule"].erase(1);
+  EXPECT_NE(errorOf(gap).find("the schedule covers every op once, in order"), std::string::npos);
+
+  json unknown = good;
+  unknown["functions"]["train_step"]["schedule"][0]["kernel"] = "halo_nonexistent";
+  EXPECT_NE(errorOf(unknown).find("names kernel \"halo_nonexistent\""), std::string::npos);
+
+  json past = good;
+  past["functions"]["train_step"]["arena_bytes"] = 16;
+  EXPECT_NE(errorOf(past).find("past the 16-byte arena"), std::string::npos);
+
+  json noSource = good;
+  noSource["cuda"]["sources"].erase(noSource["cuda"]["sources"].begin());
+  EXPECT_NE(errorOf(noSource).find("no source for program"), std::string::npos);
+}
+
+} // namespace
