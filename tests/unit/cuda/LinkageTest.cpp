@@ -25,26 +25,11 @@
 using halo::cuda::CudaDriver;
 using halo::cuda::testing::ScopedEnv;
 using halo::cuda::testing::TempDir;
+using halo::testing::loadedLibrary;
 using halo::testing::neededLibraries;
 
 namespace {
 
-
-std::string loadedLibrary(const char *prefix) {
-  std::pair<const char *, std::string> search{prefix, ""};
-  dl_iterate_phdr(
-      [](dl_phdr_info *info, size_t, void *data) {
-        auto *search =
-            static_cast<std::pair<const char *, std::string> *>(data);
-        std::string name = info->dlpi_name ? info->dlpi_name : "";
-        if (name.find(search->first) == std::string::npos)
-          return 0;
-        search->second = name;
-        return 1;
-      },
-      &search);
-  return search.second;
-}
 
 void expectNoLibcuda(const std::string &path) {
   std::vector<std::string> needed = neededLibraries(path);
