@@ -183,6 +183,26 @@ StatusOr<RowGeometry> rowGeometry(int64_t cols, bool rotate,
   return g;
 }
 
+/// Resident blocks per SM the persistent row kernels ask for in
+/// __launch_bounds__: 64 K registers over at most 128 per thread (168 for
+/// RowWide's 64-element threads, which also hold the prefetched row; each
+/// SM quarter holds 16 K registers, so 6 two-warp blocks).
+int persistentBlocksPerSm(unsigned threads) {
+  if (threads <= 64)
+    return 6;
+  return std::max(1, static_cast<int>(512 / threads));
+}
+
+/// Grid of a persistent row kernel: the blocks that fit on kSmCountHint SMs
+/// at once (blocksPerSm for the registers, 227 KiB of shared memory
+/// per SM), at most one per row. Any grid is correct; this one avoids tails.
+unsigned persistentGrid(int64_t rows, int blocksPerSm, unsigned smem) {
+  int64_t perSm = blocksPerSm;
+  perSm = std::min<int64_t>(perSm, (227 * 1024) / (smem + 1024));
+  perSm = std::max<int64_t>(perSm, 1);
+  return static_cast<unsigned>(std::min<int64_t>(rows, perSm * kSmCountHint));
+}
+
 unsigned rowSmem(const RowGeometry &g, int64_t stagingBytes) {
   return static_cast<unsigned>(g.bufFloats * 4 + roundUp(stagingBytes, 16) +
                                32 * 4);
@@ -415,7 +435,8 @@ hadamardQuantizeKernel(const HadamardQuantizeParams &p) {
               str(p.rows) + "x" + str(n) + "_" + fmtTag(p.format) +
               (rowwise ? "_row" : "_tensor") + (p.transposedOutput ? "_tout" : "") +
               (p.transposed ? "_ht" : "") + (sw ? "_swiglu" : "") +
-              (p.input == ElemType::F32 ? "_f32" : "") + (g.fast ? "_fast" : "");
+              (p.input == ElemType::F32 ? "_f32" : "") + (g.fast ? "_fast" : "") +
+              (p.blocksPerSm > 0 ? "_b" + std::to_string(p.blocksPerSm) : "");
   std::string w = signTable(static_cast<int>(g.K), !p.transposed);
   const std::string rh = rowType(g, p.rotate);
   const std::string scaleH = floatLiteral(p.rotate ? inverseSqrt(n) : 1.0f);
@@ -428,21 +449,35 @@ hadamardQuantizeKernel(const HadamardQuantizeParams &p) {
       splitTranspose ? "unsigned char* __restrict__ tmp"
                      : "unsigned char* __restrict__ codes";
   if (!rowwise) {
+    // Persistent grids: as many blocks as stay resident, each walking rows
+    // with a stride of the grid (one absmax atomic per block, the next row
+    // prefetched while the current one rotates).
+    // RowHadamard's `_quant` keeps one row per block (grid = rows, no
+    // register cap): the persistent form ran slower there (2 blocks per SM
+    // instead of 3 at K = 28).
+    const int minBlocks =
+        p.blocksPerSm > 0 ? p.blocksPerSm : persistentBlocksPerSm(g.threads);
+    const bool quantPersistent = g.wide;
+    const unsigned smemA = rowSmem(g, 0), smemQ = rowSmem(g, n * R);
     std::string pa = xParams + ", unsigned* ws, float* scale, float* absmax";
     w += entry(k.program, "_absmax", g.threads, pa,
-               typedefs + "  halo::hadq_absmax<RH, " + fmt + ">(ld, " + scaleH +
-                   ", ws, scale, absmax);\n");
+               typedefs + "  halo::hadq_absmax<RH, " + fmt + ">(ld, " +
+                   str(p.rows) + ", " + scaleH + ", ws, scale, absmax);\n",
+               minBlocks);
     std::string pq = xParams + ", const float* __restrict__ scale, " + codesParam;
     w += entry(k.program, "_quant", g.threads, pq,
                typedefs + "  halo::hadq_apply<RH, " + fmt + ", decltype(ld), " +
                    tout + ", " + str(R) + ", true>(ld, " + str(p.rows) + ", " +
-                   scaleH + ", scale, " + codesOut + ");\n");
+                   scaleH + ", scale, " + codesOut + ");\n",
+               quantPersistent ? minBlocks : 0);
     k.launches.push_back({k.program + "_absmax",
-                          {static_cast<unsigned>(p.rows), 1, 1},
-                          {g.threads, 1, 1}, rowSmem(g, 0), pa});
+                          {persistentGrid(p.rows, minBlocks, smemA), 1, 1},
+                          {g.threads, 1, 1}, smemA, pa});
     k.launches.push_back({k.program + "_quant",
-                          {static_cast<unsigned>(p.rows / R), 1, 1},
-                          {g.threads, 1, 1}, rowSmem(g, n * R), pq});
+                          {quantPersistent ? persistentGrid(p.rows, minBlocks, smemQ)
+                                           : static_cast<unsigned>(p.rows / R),
+                           1, 1},
+                          {g.threads, 1, 1}, smemQ, pq});
     k.workspaceBytes = 8;
   } else {
     std::string pr = xParams + ", float* __restrict__ rowScale, " + codesParam;

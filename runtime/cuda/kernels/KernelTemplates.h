@@ -94,13 +94,15 @@ enum class HadamardOrder { Exact, Fast };
 ///
 /// Right side, ScaleGranularity::Tensor: two launches
 ///   <p>_absmax(x [, u], unsigned* ws, float* scale, float* absmax)
-///       one block per row; rotates, reduces the absmax (atomicMax on the
-///       float's bits into ws[0]); the last block writes *scale =
-///       quantScale(absmax) and *absmax (absmax may be null); ws (8 bytes,
-///       workspaceBytes) is left zeroed.
+///       a persistent grid (blocksPerSm blocks per SM, each walking rows with
+///       a stride of the grid); rotates, reduces the absmax (one atomicMax on
+///       the float's bits into ws[0] per block); the last block writes
+///       *scale = quantScale(absmax) and *absmax (absmax may be null); ws
+///       (8 bytes, workspaceBytes) is left zeroed.
 ///   <p>_quant(x [, u], const float* scale, uint8_t* codes)
 ///       recomputes the rotation and writes codes [rows, cols]; walks the
-///       rows backwards so the rows phase 1 read last hit in L2.
+///       rows backwards so the rows phase 1 read last hit in L2 (persistent
+///       like _absmax for K = 1 rows of 2^10..2^12, else one row per block).
 /// Right side, ScaleGranularity::Row: one launch
 ///   <p>_rowq(x [, u], float* rowScale, uint8_t* codes), rowScale [rows].
 /// transposedOutput (codes [cols, rows]): when rows and cols are multiples
@@ -130,6 +132,11 @@ struct HadamardQuantizeParams {
   bool swigluInput = false;
   /// Right side only.
   HadamardOrder order = HadamardOrder::Exact;
+  /// Right side, per tensor: resident blocks per SM of the persistent
+  /// `_absmax` (and, for RowWide rows, `_quant`) grid, also their
+  /// __launch_bounds__ minimum; 0 picks the tuned default. A tuning knob:
+  /// results do not depend on it.
+  int blocksPerSm = 0;
 };
 StatusOr<GeneratedKernel> hadamardQuantizeKernel(const HadamardQuantizeParams &);
 

@@ -25,9 +25,12 @@
 //
 // Entry points (called by generated extern "C" wrappers, one row per block
 // unless noted; dynamic shared memory = Cfg::smem_bytes(...)):
-//   hadq_absmax      : per-tensor phase 1, absmax -> ws, last block -> scale
-//   hadq_apply       : per-tensor phase 2, codes with the device scale
-//                      (transposed output: R rows per block, codes [N, rows])
+//   hadq_absmax      : per-tensor phase 1, persistent (rows b, b + grid, ...),
+//                      absmax -> ws once per block, last block -> scale
+//   hadq_apply       : per-tensor phase 2, codes with the device scale; a
+//                      grid-stride loop over rows (persistent when the grid
+//                      is smaller than rows; transposed output: R rows per
+//                      block, codes [N, rows])
 //   hadq_rowwise     : one pass, one scale per row (row_scale[rows])
 //   had_store        : plain rotation, BF16 or FP32 output
 //   transpose_codes  : [rows, cols] codes -> [cols, rows] (64 x 64 tiles)
@@ -65,7 +68,29 @@ struct RowHadamard {
   static_assert(!ROTATE || (P & (P - 1)) == 0, "P must be a power of two");
   static_assert(!ROTATE || Q <= 64, "P / 256 must be <= 64");
 
+  /// Exact-order absmax through the grouped mix plus a rounding bound (see
+  /// absmax_b); the running maximum is kept unscaled.
+  static constexpr bool BOUNDED = ROTATE && REG && !FAST_ && K >= 8 && K % 4 == 0;
+  static constexpr bool AMAX_UNSCALED = BOUNDED;
+  static constexpr bool AMAX_SEED = BOUNDED; // share the running max (hadq_absmax)
+  static constexpr int NRAW = 1; // no register prefetch (see fetch)
+
   float v[G][VEC]; // layout A
+  size_t pending_;
+
+  /// The persistent loops' prefetch hook. RowHadamard only records the row:
+  /// a prefetched row costs G * 4 registers more, and at K = 28 that spilled
+  /// and ran slower (measured); convert() then loads it.
+  template <class LOAD>
+  __device__ __forceinline__ void fetch(const LOAD &, size_t row,
+                                        typename LOAD::Raw (&)[NRAW]) {
+    pending_ = row;
+  }
+  template <class LOAD>
+  __device__ __forceinline__ void convert(const LOAD &ld,
+                                          const typename LOAD::Raw (&)[NRAW]) {
+    load(ld, pending_);
+  }
 
   template <class LOAD>
   __device__ __forceinline__ void load(const LOAD &ld, size_t row) {
@@ -295,6 +320,99 @@ struct RowHadamard {
     }
   }
 
+  /// Absmax of this thread's layout-B elements folded into m. BOUNDED: m is
+  /// the maximum of the unscaled exact-order sums |acc| (the caller multiplies
+  /// by 1/sqrt(N) once at the end: RN is monotone, so that equals the maximum
+  /// of the scaled values). Per column and q the grouped mix (kmix_fast, about
+  /// K/4 + 3.5 additions per output) gives each output within
+  /// 2 gamma_{K-1} S of the exact-order sum, S = sum_a |w_a|; the bound used,
+  /// S K 2^-21, is four times that. Only when the largest grouped |output|
+  /// plus the bound reaches m are the K exact-order sums formed (K additions
+  /// each, rare once m is seeded). NaN or infinite inputs always take the
+  /// exact branch. Otherwise as rotate_b (all threads must call it).
+  __device__ __forceinline__ void absmax_b(float *ibuf, float scale,
+                                           float &m) const {
+    if constexpr (!BOUNDED) {
+      rotate_b(ibuf, scale, [&](float x, int) { m = fmaxf(m, fabsf(x)); });
+    } else {
+      const int t = threadIdx.x;
+#pragma unroll
+      for (int j = 0; j < CPT; ++j) {
+        const int mc = t + j * THREADS;
+        if (COLS % THREADS == 0 || mc < COLS) {
+          float w[K][Q];
+#pragma unroll
+          for (int a = 0; a < K; ++a)
+#pragma unroll
+            for (int q = 0; q < Q; ++q)
+              w[a][q] = ibuf[a * P + q * MB + mc];
+#pragma unroll
+          for (int h = 1; h < Q; h <<= 1)
+#pragma unroll
+            for (int a = 0; a < K; ++a)
+#pragma unroll
+              for (int q = 0; q < Q; ++q)
+                if (!(q & h)) {
+                  float x = w[a][q], y = w[a][q + h];
+                  w[a][q] = x + y;
+                  w[a][q + h] = x - y;
+                }
+#pragma unroll
+          for (int q = 0; q < Q; ++q) {
+            float sum = 0.0f;
+#pragma unroll
+            for (int a = 0; a < K; ++a)
+              sum += fabsf(w[a][q]);
+            const float bnd = sum * ((float)K * 0x1p-21f);
+            // kmix_fast's operations, group by group into K accumulators
+            // (fewer live registers than kmix_fast's 2K group terms).
+            float acc[K];
+#pragma unroll
+            for (int c = 0; c < K; ++c)
+              acc[c] = 0.0f;
+#pragma unroll
+            for (int jg = 0; jg < K / 4; ++jg) {
+              const float x0 = w[4 * jg][q], x1 = w[4 * jg + 1][q];
+              const float x2 = w[4 * jg + 2][q], x3 = w[4 * jg + 3][q];
+              const float t2[2] = {x0 + x1, x0 - x1};
+              float cmb[8];
+#pragma unroll
+              for (int b1 = 0; b1 < 2; ++b1) {
+                const float u0 = t2[b1] + x2, u1 = t2[b1] - x2;
+                cmb[b1 * 4 + 0] = u0 + x3;
+                cmb[b1 * 4 + 1] = u0 - x3;
+                cmb[b1 * 4 + 2] = u1 + x3;
+                cmb[b1 * 4 + 3] = u1 - x3;
+              }
+#pragma unroll
+              for (int c = 0; c < K; ++c) {
+                const bool s0 = HK::neg(4 * jg, c);
+                const int idx = ((HK::neg(4 * jg + 1, c) != s0) << 2) |
+                                ((HK::neg(4 * jg + 2, c) != s0) << 1) |
+                                (HK::neg(4 * jg + 3, c) != s0);
+                acc[c] = s0 ? acc[c] - cmb[idx] : acc[c] + cmb[idx];
+              }
+            }
+            float fmx = 0.0f;
+#pragma unroll
+            for (int c = 0; c < K; ++c)
+              fmx = fmaxf(fmx, fabsf(acc[c]));
+            if (!(fmx + bnd < m)) {
+#pragma unroll
+              for (int c = 0; c < K; ++c) {
+                float ex = 0.0f;
+#pragma unroll
+                for (int a = 0; a < K; ++a)
+                  ex = HK::neg(a, c) ? ex - w[a][q] : ex + w[a][q];
+                m = fmaxf(m, fabsf(ex));
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+
   /// Where rotate_b's visitor may park the value of element i (thread-owned).
   static __device__ __forceinline__ int slot(int i) { return i; }
 
@@ -363,6 +481,9 @@ template <int P, int THREADS> struct RowWide {
   static constexpr int VEC = 8;
   static_assert(THREADS * L == N && THREADS % 32 == 0 && L >= 32,
                 "RowWide needs N = 2^k, 10 <= k <= 12");
+  static constexpr bool AMAX_UNSCALED = true; // see absmax_b
+  static constexpr bool AMAX_SEED = false;
+  static constexpr int NRAW = L / 8;
   float v[1][L];
 
   template <class LOAD>
@@ -370,6 +491,20 @@ template <int P, int THREADS> struct RowWide {
 #pragma unroll
     for (int c = 0; c < L / 8; ++c)
       ld.load8(row * (size_t)N + (size_t)threadIdx.x * L + 8 * c, v[0] + 8 * c);
+  }
+  template <class LOAD>
+  __device__ __forceinline__ void fetch(const LOAD &ld, size_t row,
+                                        typename LOAD::Raw (&raw)[NRAW]) {
+#pragma unroll
+    for (int c = 0; c < L / 8; ++c)
+      ld.fetch8(row * (size_t)N + (size_t)threadIdx.x * L + 8 * c, raw[c]);
+  }
+  template <class LOAD>
+  __device__ __forceinline__ void convert(const LOAD &ld,
+                                          const typename LOAD::Raw (&raw)[NRAW]) {
+#pragma unroll
+    for (int c = 0; c < L / 8; ++c)
+      ld.convert8(raw[c], v[0] + 8 * c);
   }
 
   __device__ __forceinline__ void rotate_a() {
@@ -423,6 +558,34 @@ template <int P, int THREADS> struct RowWide {
     }
   }
 
+  /// Folds max |x H| of this thread's columns into m, unscaled (the caller
+  /// multiplies by 1/sqrt(N) once: RN is monotone). The last stage is not
+  /// formed: max(|RN(a + b)|, |RN(a - b)|) = RN(|a| + |b|) exactly, since one
+  /// of a + b, a - b has the magnitude |a| + |b| and RN is monotone and odd.
+  __device__ __forceinline__ void absmax_b(float *ibuf, float,
+                                           float &m) const {
+#pragma unroll
+    for (int cc = 0; cc < CPT; ++cc) {
+      const int mc = threadIdx.x + cc * THREADS;
+      float w[J];
+#pragma unroll
+      for (int j = 0; j < J; ++j)
+        w[j] = ibuf[phys(j, mc)];
+#pragma unroll
+      for (int h = 1; h < J / 2; h <<= 1)
+#pragma unroll
+        for (int j = 0; j < J; ++j)
+          if (!(j & h)) {
+            float a = w[j], b = w[j + h];
+            w[j] = a + b;
+            w[j + h] = a - b;
+          }
+#pragma unroll
+      for (int j = 0; j < J / 2; ++j)
+        m = fmaxf(m, fabsf(w[j]) + fabsf(w[j + J / 2]));
+    }
+  }
+
   template <class F> __device__ __forceinline__ void indices(F &&f) const {
 #pragma unroll
     for (int cc = 0; cc < CPT; ++cc)
@@ -446,10 +609,40 @@ template <int P, int THREADS> struct RowWide {
 // ---------------------------------------------------------------------------
 // Loaders: load8(offset, v) fills 8 floats from element `offset`.
 
+// fetch8(offset, raw) only issues the 16-byte loads; convert8(raw, v) turns
+// them into the 8 floats load8 gives (software prefetch of the next row).
+
 template <int IN> struct LoadPlain {
   const typename Elem<IN>::type *x;
+  struct Raw {
+    uint4 w[sizeof(typename Elem<IN>::type) / 2];
+  };
   __device__ __forceinline__ void load8(size_t off, float *v) const {
     Elem<IN>::load8(x + off, v);
+  }
+  __device__ __forceinline__ void fetch8(size_t off, Raw &r) const {
+    const uint4 *p = reinterpret_cast<const uint4 *>(x + off);
+#pragma unroll
+    for (int i = 0; i < (int)(sizeof(r.w) / sizeof(uint4)); ++i)
+      r.w[i] = __ldg(p + i);
+  }
+  __device__ __forceinline__ void convert8(const Raw &r, float *v) const {
+    if constexpr (IN == kBF16) {
+      const unsigned w[4] = {r.w[0].x, r.w[0].y, r.w[0].z, r.w[0].w};
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        v[2 * i] = __uint_as_float(w[i] << 16);
+        v[2 * i + 1] = __uint_as_float(w[i] & 0xFFFF0000u);
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        v[4 * i] = __uint_as_float(r.w[i].x);
+        v[4 * i + 1] = __uint_as_float(r.w[i].y);
+        v[4 * i + 2] = __uint_as_float(r.w[i].z);
+        v[4 * i + 3] = __uint_as_float(r.w[i].w);
+      }
+    }
   }
 };
 
@@ -458,15 +651,30 @@ template <int IN> struct LoadPlain {
 struct LoadSwiGLU {
   const bf16 *g;
   const bf16 *u;
-  __device__ __forceinline__ void load8(size_t off, float *v) const {
-    float gv[8], uv[8];
-    Elem<kBF16>::load8(g + off, gv);
-    Elem<kBF16>::load8(u + off, uv);
+  // No prefetch: the two raw rows would cost 8 registers per 8 elements
+  // (spills at 128 registers); fetch8 records the offset, convert8 loads.
+  struct Raw {
+    size_t off;
+  };
+  static __device__ __forceinline__ void combine(const float *gv,
+                                                 const float *uv, float *v) {
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
       float s = 1.0f / (1.0f + expf(-gv[i]));
       v[i] = __bfloat162float(__float2bfloat16_rn(gv[i] * s * uv[i]));
     }
+  }
+  __device__ __forceinline__ void load8(size_t off, float *v) const {
+    float gv[8], uv[8];
+    Elem<kBF16>::load8(g + off, gv);
+    Elem<kBF16>::load8(u + off, uv);
+    combine(gv, uv, v);
+  }
+  __device__ __forceinline__ void fetch8(size_t off, Raw &r) const {
+    r.off = off;
+  }
+  __device__ __forceinline__ void convert8(const Raw &r, float *v) const {
+    load8(r.off, v);
   }
 };
 
@@ -532,28 +740,64 @@ __device__ __forceinline__ float *reduction_area(unsigned char *smem,
                                    ((staging + 15) & ~size_t(15)));
 }
 
-/// Per-tensor phase 1: block b reads row b; every block folds its absmax
-/// into ws; the last one writes *scale_out (and *absmax_out if non-null).
+/// Per-tensor phase 1, persistent: block b reads rows b, b + grid, ... (the
+/// generator sizes the grid to the resident blocks), prefetching the next row
+/// while it rotates the current one, and folds one absmax per block into ws;
+/// the last block writes *scale_out (and *absmax_out if non-null).
+/// RH::AMAX_UNSCALED: absmax_b keeps the maximum before the multiply by
+/// 1/sqrt(N), applied once here. RH::AMAX_SEED (the bounded exact-order mix):
+/// the running maximum is seeded with the block's maximum after the first row
+/// and shared within the warp after every row, so the exact branch of
+/// absmax_b is rarely taken.
 template <class RH, int FMT, class LOAD>
-__device__ __forceinline__ void hadq_absmax(const LOAD &ld, float scale_h,
-                                            unsigned *ws, float *scale_out,
+__device__ __forceinline__ void hadq_absmax(const LOAD &ld, int rows,
+                                            float scale_h, unsigned *ws,
+                                            float *scale_out,
                                             float *absmax_out) {
   extern __shared__ __align__(16) unsigned char smem[];
   float *ibuf = reinterpret_cast<float *>(smem);
   float *red = reduction_area<RH>(smem, 0);
   RH rh;
+  typename LOAD::Raw raw[RH::NRAW];
   float amax = 0.0f;
-  rh.row(ld, (size_t)blockIdx.x, ibuf, scale_h,
-         [&](float x, int) { amax = fmaxf(amax, fabsf(x)); });
+  int r = blockIdx.x;
+  if (r < rows)
+    rh.fetch(ld, (size_t)r, raw);
+  bool first = true;
+#pragma unroll 1
+  for (; r < rows; r += gridDim.x) {
+    rh.convert(ld, raw);
+    if (r + (int)gridDim.x < rows)
+      rh.fetch(ld, (size_t)(r + gridDim.x), raw);
+    rh.rotate_a();
+    if constexpr (RH::ROTATE_) {
+      __syncthreads(); // ibuf free (previous row's readers are done)
+      rh.store_a(ibuf);
+      __syncthreads();
+    }
+    rh.absmax_b(ibuf, scale_h, amax);
+    if constexpr (RH::AMAX_SEED) {
+      if (first)
+        amax = block_max<RH::kThreads>(amax, red);
+      else
+        amax = warp_max(amax);
+      first = false;
+    }
+  }
   amax = block_max<RH::kThreads>(amax, red);
+  if constexpr (RH::AMAX_UNSCALED)
+    amax = amax * scale_h;
   if (threadIdx.x == 0)
     publish_absmax<FMT>(amax, ws, scale_out, absmax_out, gridDim.x);
 }
 
-/// Per-tensor phase 2: block b quantizes rows [R b, R b + R) (REVERSE: the
-/// blocks walk the rows from the end, so the rows phase 1 read last are
-/// still in L2) with the scale phase 1 left on the device. TRANS: codes are
-/// written as the [N, rows] transpose (R bytes per column and block).
+/// Per-tensor phase 2: codes with the scale phase 1 left on the device.
+/// !TRANS (R = 1): persistent, block b quantizes rows b, b + grid, ...
+/// (REVERSE: counted from the end, so the rows phase 1 read last are still
+/// in L2), prefetching the next row. (Evict-first hints on its loads and
+/// code stores measured slower: 91 vs 86 us at 8192 x 4096.) TRANS: block b quantizes rows
+/// [R b, R b + R) and writes them as the [N, rows] transpose (R bytes per
+/// column and block).
 template <class RH, int FMT, class LOAD, bool TRANS, int R, bool REVERSE>
 __device__ __forceinline__ void hadq_apply(const LOAD &ld, int rows,
                                            float scale_h,
@@ -563,23 +807,42 @@ __device__ __forceinline__ void hadq_apply(const LOAD &ld, int rows,
   constexpr int N = RH::N;
   float *ibuf = reinterpret_cast<float *>(smem);
   unsigned char *stage = smem + RH::BUF_FLOATS * 4;
-  const int grp = REVERSE ? gridDim.x - 1 - blockIdx.x : blockIdx.x;
-  const size_t r0 = (size_t)grp * R;
   const float s = *scale_in;
   const float rcp = __frcp_rn(s);
   RH rh;
+  if constexpr (!TRANS) {
+    static_assert(R == 1, "R rows per block only with TRANS");
+    typename LOAD::Raw raw[RH::NRAW];
+    int k = blockIdx.x;
+    auto rowOf = [&](int kk) { return REVERSE ? rows - 1 - kk : kk; };
+    if (k < rows)
+      rh.fetch(ld, (size_t)rowOf(k), raw);
 #pragma unroll 1
-  for (int r = 0; r < R; ++r) {
-    rh.row(ld, r0 + r, ibuf, scale_h, [&](float x, int i) {
-      stage[TRANS ? i * R + r : i] = quantize_rcp<FMT>(x, s, rcp);
-    });
-    if (!TRANS) {
+    for (; k < rows; k += gridDim.x) {
+      const int r = rowOf(k);
+      rh.convert(ld, raw);
+      if (k + (int)gridDim.x < rows)
+        rh.fetch(ld, (size_t)rowOf(k + gridDim.x), raw);
+      rh.rotate_a();
+      __syncthreads(); // ibuf and stage free (previous row's copy_out done)
+      if constexpr (RH::ROTATE_) {
+        rh.store_a(ibuf);
+        __syncthreads();
+      }
+      rh.rotate_b(ibuf, scale_h, [&](float x, int i) {
+        stage[i] = quantize_rcp<FMT>(x, s, rcp);
+      });
       __syncthreads();
-      copy_out(stage, out + (r0 + r) * N, N, RH::kThreads);
-      __syncthreads();
+      copy_out(stage, out + (size_t)r * N, N, RH::kThreads);
     }
-  }
-  if (TRANS) {
+  } else {
+    const int grp = REVERSE ? gridDim.x - 1 - blockIdx.x : blockIdx.x;
+    const size_t r0 = (size_t)grp * R;
+#pragma unroll 1
+    for (int r = 0; r < R; ++r)
+      rh.row(ld, r0 + r, ibuf, scale_h, [&](float x, int i) {
+        stage[i * R + r] = quantize_rcp<FMT>(x, s, rcp);
+      });
     __syncthreads();
     copy_out_transposed<R>(stage, out, N, (size_t)rows, r0, RH::kThreads);
   }

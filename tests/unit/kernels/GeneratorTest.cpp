@@ -93,7 +93,10 @@ TEST(Generator, HadamardQuantizeLaunches) {
   ASSERT_EQ(k->launches.size(), 2u);
   const LaunchSpec *a = k->find("_absmax"), *q = k->find("_quant");
   ASSERT_TRUE(a && q);
-  EXPECT_EQ(a->grid.x, 8192u);
+  // Persistent grids: 6 resident 64-thread blocks per SM on 132 SMs.
+  EXPECT_EQ(a->grid.x, 6u * 132);
+  EXPECT_EQ(q->grid.x, 6u * 132);
+  EXPECT_NE(k->source.find("__launch_bounds__(64, 6)"), std::string::npos);
   EXPECT_EQ(a->block.x, 64u); // RowWide: 64 threads x 64 elements
   EXPECT_NE(k->source.find("halo::RowWide<4096, 64>"), std::string::npos);
   EXPECT_EQ(a->sharedBytes, 4096u * 4 + 128);

@@ -509,6 +509,33 @@ void Checker::hadamardQuant(size_t rows, size_t cols, QuantFormat f, bool rowwis
         << " GB/s; vs a copy of R+W bytes: "
         << 100.0 * (minimal / (copyBw * 1e9)) / (ms * 1e-3) << "%; copy of the input "
         << cms * 1e3 << " us";
+      // The persistent grid's blocks per SM (a tuning knob): other values,
+      // same codes (checked), timed the same way.
+      if (rotate && !tout && !fast && f == QuantFormat::FP8E4M3) {
+        const bool wideRow = cols <= 4096;
+        for (int bps : wideRow ? std::vector<int>{4, 8} : std::vector<int>{1, 3}) {
+          HadamardQuantizeParams pv = p;
+          pv.blocksPerSm = bps;
+          auto lv = get(hadamardQuantizeKernel(pv));
+          auto runv = [&] {
+            check(launch(gpu_, *lv, 0, Args().ptr(dx.p()).ptr(ws.p()).ptr(scale.p()).ptr(absmax.p())));
+            check(launch(gpu_, *lv, 1, Args().ptr(dx.p()).ptr(scale.p()).ptr(codes.p())));
+          };
+          gpu_.drv->cuMemsetD8(codes.p(), 0, rows * cols);
+          runv();
+          check(gpu_.ctx->synchronize());
+          const bool same = download<uint8_t>(codes, rows * cols) == got;
+          float v1 = timeMs(gpu_, [&] {
+            check(launch(gpu_, *lv, 0, Args().ptr(dx.p()).ptr(ws.p()).ptr(scale.p()).ptr(absmax.p())));
+          });
+          float vms = timeMs(gpu_, runv);
+          t << "; blocksPerSm=" << bps << ": " << vms * 1e3 << " us (absmax " << v1 * 1e3
+            << " us) = " << 100.0 * (moved / (vms * 1e-3) / 1e9) / copyBw << "%"
+            << (same ? "" : " CODES DIFFER");
+          if (!same)
+            rep_.result(name + "_b" + std::to_string(bps), false, "codes differ");
+        }
+      }
     }
     rep_.log << "[TIME] " << t.str() << std::endl;
     timings.push_back(t.str());
