@@ -143,9 +143,20 @@ void fuseFunction(func::FuncOp func) {
   // last op.
   Group optimizer;
   for (Operation &op : block) {
-    if (auto q = dyn_cast<QuantizeOp>(op))
-      if (auto h = q.getX().getDefiningOp<HadamardOp>(); h && h->hasOneUse())
-        groups.push_back({{h, q}, "hadamard_quantize"});
+    if (auto q = dyn_cast<QuantizeOp>(op)) {
+      Group g;
+      auto h = q.getX().getDefiningOp<HadamardOp>();
+      bool rotated = h && h->hasOneUse();
+      if (rotated)
+        g.push_back(h);
+      g.push_back(q);
+      // K-major codes written directly when nobody reads the others.
+      if (q.getData().hasOneUse())
+        if (auto t = dyn_cast<TransposeOp>(*q.getData().getUsers().begin()))
+          g.push_back(t);
+      if (g.size() > 1)
+        groups.push_back({g, rotated ? "hadamard_quantize" : "quantize"});
+    }
     if (auto n = dyn_cast<RmsNormOp>(op))
       if (auto a = n.getX().getDefiningOp<AddOp>())
         groups.push_back({{a, n}, "add_rms_norm"});

@@ -104,13 +104,34 @@ def HaloPlanMemory : Pass<"halo-plan-memory", "::mlir::ModuleOp"> {
   ];
 }
 
+def HaloLegalizeGemmLayouts : Pass<"halo-legalize-gemm-layouts", "::mlir::ModuleOp"> {
+  let summary = "Give every 8-bit GEMM K-major operands (A [M, K], B [N, K]) as Hopper requires";
+  let description = [{
+    cuBLASLt runs FP8 (and fast INT8) GEMMs on sm_90 only in the "TN" form:
+    A stored [M, K] and B stored [N, K] (docs/gemm.md). A `halo.qmatmul` with
+    `transpose_a`, or without `transpose_b`, gets a `halo.transpose` of that
+    8-bit operand and the flag flipped. Per-tensor and per-row scales are
+    unchanged (they index M and N, not the storage). The forward GEMM
+    (X W^T) is already in that form; the input-gradient GEMM transposes
+    Q(W), the weight-gradient GEMM Q(E) and Q(X).
+    ```mlir
+    %dw = halo.qmatmul %eq, %es, %xq, %xs {transpose_a} : ...
+    // becomes
+    %et = halo.transpose %eq : (tensor<512x64xf8E4M3FN>) -> tensor<64x512xf8E4M3FN>
+    %xt = halo.transpose %xq : (tensor<512x64xf8E4M3FN>) -> tensor<64x512xf8E4M3FN>
+    %dw = halo.qmatmul %et, %es, %xt, %xs {transpose_b} : ...
+    ```
+  }];
+}
+
 def HaloFuse : Pass<"halo-fuse", "::mlir::ModuleOp"> {
   let summary = "Outline memory-bound halo ops into exec.kernel regions; GEMMs stay library calls";
   let description = [{
     Groups, in this order, then gives every remaining non-GEMM op a kernel of
     its own:
     - `hadamard_quantize`: quantize(hadamard(x)) -- the rotated BF16 tensor
-      never reaches memory;
+      never reaches memory; with the transpose of its codes when nothing
+      else reads them (the kernel writes K-major codes directly);
     - `add_rms_norm`: rms_norm(add(a, b)), yielding the residual sum too;
     - `swiglu`: mul(silu(g), u), yielding silu(g) for the backward pass;
     - `swiglu_grad`: mul(dy, u), mul(dy, silu(g)), silu_grad(g, .);

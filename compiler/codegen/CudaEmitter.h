@@ -45,6 +45,11 @@ cuda::kernels::GeneratedKernel elementwiseKernel(const std::string &program, int
                                                  const std::string &output,
                                                  const std::string &expr);
 
+/// [rows, cols] 8-bit codes -> [cols, rows], for codes that another kernel
+/// also reads untransposed (one thread per element; not tuned).
+cuda::kernels::GeneratedKernel transposeKernel(const std::string &program, int64_t rows,
+                                              int64_t cols);
+
 } // namespace halo
 
 #endif // HALO_COMPILER_CODEGEN_CUDAEMITTER_H

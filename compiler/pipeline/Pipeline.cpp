@@ -20,6 +20,9 @@ void buildPipeline(mlir::PassManager &pm, Stage stopAfter, bool returnGrads) {
   pm.addPass(createHaloSimplify());
   if (stopAfter == Stage::Placed)
     return;
+  // K-major 8-bit GEMM operands, before fusion folds the transposes into
+  // the quantize kernels.
+  pm.addPass(createHaloLegalizeGemmLayouts());
   // Kernels decide which values reach memory at all.
   pm.addPass(createHaloFuse());
   // Last: the plan must see the final set of values.

@@ -11,7 +11,7 @@ enum class Stage {
   Halo,   // the frontend's forward graph
   Train,  // + halo-autodiff: @train_step
   Placed, // + halo-place-rotations, halo-simplify
-  Exec,    // + halo-fuse (exec.kernel regions), halo-plan-memory
+  Exec,    // + halo-legalize-gemm-layouts, halo-fuse (exec.kernel), halo-plan-memory
   Cuda,    // Exec, each kernel emitted as CUDA C++ (compiler/codegen)
   Program  // Exec, exported for the runtime (compiler/export)
 };

@@ -241,6 +241,13 @@ Status Interpreter<F>::execute(size_t index,
   case OpKind::Cast: // The result-type rounding does the conversion.
     std::copy_n(in(0), numel(0), out(0));
     break;
+  case OpKind::Transpose: {
+    int64_t R = shape(0)[0], C = shape(0)[1];
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t c = 0; c < C; ++c)
+        out(0)[c * R + r] = in(0)[r * C + c];
+    break;
+  }
   case OpKind::CrossEntropy: {
     int64_t T = shape(0)[0], V = shape(0)[1];
     HALO_RETURN_IF_ERROR(checkIds(1, V, true, "targets"));

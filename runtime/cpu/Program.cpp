@@ -81,6 +81,7 @@ const std::vector<OpSpec> &opSpecs() {
       {OpKind::Quantize, "quantize", "F", "QS", false, {"granularity"}, {}},
       {OpKind::Dequantize, "dequantize", "QS", "F", false, {"granularity"}, {}},
       {OpKind::QMatmul, "qmatmul", "QSQS", "F", false, {}, kGemmAttrs},
+      {OpKind::Transpose, "transpose", "Q", "Q", false, {}, {}},
   };
   // clang-format on
   return specs;
@@ -457,6 +458,13 @@ Status OpVerifier::verify() {
   case OpKind::Silu:
   case OpKind::Cast:
     return sameAsOperand0(1, 1);
+  case OpKind::Transpose: {
+    HALO_RETURN_IF_ERROR(expectRank(false, 0, 2));
+    const Shape &x = inShape(0);
+    if (out(0).type != in(0).type)
+      return fail("the result must have the operand's element type");
+    return expectResult(0, {x[1], x[0]}, "the transpose of x");
+  }
   case OpKind::Mul:
   case OpKind::Add:
   case OpKind::SiluGrad:

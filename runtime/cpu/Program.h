@@ -84,6 +84,7 @@ enum class OpKind {
   Quantize,
   Dequantize,
   QMatmul,
+  Transpose,
 };
 
 /// The manifest spelling ("rms_norm", ...).

@@ -355,5 +355,17 @@ LogicalResult QMatmulOp::verify() {
   return success();
 }
 
+LogicalResult TransposeOp::verify() {
+  if (failed(expectRank(*this, getX(), "x", 2)))
+    return failure();
+  ArrayRef<int64_t> x = shapeOf(getX());
+  if (failed(expectShape(*this, getResult(), "result", {x[1], x[0]})))
+    return failure();
+  if (elementOf(getResult()) != elementOf(getX()))
+    return emitOpError() << "cannot change the element type: " << getX().getType() << " -> "
+                         << getResult().getType();
+  return success();
+}
+
 #define GET_OP_CLASSES
 #include "dialects/halo/IR/HaloOps.cpp.inc"

@@ -273,4 +273,19 @@ def Halo_QMatmulOp : Halo_PureOp<"qmatmul"> {
   let results = (outs Halo_FloatTensor:$result);
 }
 
+def Halo_TransposeOp : Halo_PureOp<"transpose"> {
+  let summary = "2-D transpose of 8-bit codes (a K-major copy of a GEMM operand)";
+  let description = [{
+    Hopper's FP8/INT8 GEMMs read both operands K-major (A [M, K], B [N, K]);
+    halo-legalize-gemm-layouts inserts this op where an 8-bit operand is
+    stored the other way, and halo-fuse folds it into the quantize kernel
+    that produces it when nothing else reads the untransposed codes.
+    ```mlir
+    %t = halo.transpose %q : (tensor<512x64xf8E4M3FN>) -> tensor<64x512xf8E4M3FN>
+    ```
+  }];
+  let arguments = (ins Halo_QTensor:$x);
+  let results = (outs Halo_QTensor:$result);
+}
+
 #endif // HALO_OPS_TD

@@ -231,3 +231,11 @@ func.func @qmatmul_scale(%a: tensor<8x12xi8>, %b: tensor<4x12xi8>, %s: tensor<f3
   %0 = halo.qmatmul %a, %r, %b, %s {transpose_b} : (tensor<8x12xi8>, tensor<12xf32>, tensor<4x12xi8>, tensor<f32>) -> tensor<8x4xbf16>
   return
 }
+
+// -----
+
+func.func @transpose_shape(%q: tensor<8x12xi8>) {
+  // expected-error @+1 {{result must have shape [12x8], got 'tensor<8x12xi8>'}}
+  %0 = halo.transpose %q : (tensor<8x12xi8>) -> tensor<8x12xi8>
+  return
+}

@@ -168,16 +168,19 @@ TEST(Oracle, SimplifyPreservesResults) {
   }
 }
 
-// Tests that halo-fuse changes no result bit: the exported program runs the
-// kernels' bodies, which are the same ops in a dependence-respecting order.
+// Tests that halo-legalize-gemm-layouts and halo-fuse change no result bit
+// (transposes move exact codes; the exported program runs the
+// kernels' bodies, the same ops in a dependence-respecting order).
 TEST(Oracle, FusePreservesResults) {
   const char *halo = R"({"level": 2, "precision": "fp8"})";
   const std::string placed = "halo-autodiff,halo-place-rotations,halo-simplify";
   cpu::Program before = compileModel(smallModel(halo), placed);
-  cpu::Program after = compileModel(smallModel(halo), placed + ",halo-fuse,halo-plan-memory");
+  cpu::Program after = compileModel(
+      smallModel(halo), placed + ",halo-legalize-gemm-layouts,halo-fuse,halo-plan-memory");
   for (const char *name : {"train_step", "forward"}) {
     const cpu::Function &b = fn(before, name), &a = fn(after, name);
-    EXPECT_EQ(a.ops.size(), b.ops.size()) << name;
+    // Legalization adds transposes to train_step's backward GEMMs only.
+    EXPECT_GE(a.ops.size(), b.ops.size()) << name;
     std::vector<cpu::Tensor<float>> in = makeInputs<float>(b, kVocab, 17);
     std::vector<cpu::Tensor<float>> x = runOk(b, in, false), y = runOk(a, in, false);
     ASSERT_EQ(x.size(), y.size());
