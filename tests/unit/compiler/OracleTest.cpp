@@ -149,6 +149,27 @@ TEST(Oracle, RotationsCancelWithoutQuantization) {
   }
 }
 
+// Tests the research form's reduction-dimension rotations: the input
+// gradient rotated over n (E H, H^T W) and the weight gradient over the tokens
+// (H E, H X) must cancel inside their GEMMs, with quantization off.
+TEST(Oracle, TableReductionRotationsCancel) {
+  cpu::Program plain = compileModel(smallModel(R"({"precision": "bf16"})"), "halo-autodiff");
+  std::vector<cpu::Tensor<double>> in = makeInputs<double>(fn(plain, "train_step"), kVocab, 21);
+  std::vector<cpu::Tensor<double>> want = runOk(fn(plain, "train_step"), in, true);
+  cpu::Program table = compileModel(smallModel(R"({"precision": "bf16", "matmuls": {
+      "bwd_input": {"e": {"hadamard": "right"}, "w": {"hadamard": "left"}},
+      "bwd_weight": {"e": {"hadamard": "left"}, "x": {"hadamard": "left"}}}})"),
+                                    "halo-autodiff,halo-place-rotations,halo-simplify");
+  const cpu::Function &step = fn(table, "train_step");
+  // Per layer: E right and E left for 7 linears, W left for 7, X left for the
+  // 4 distinct inputs; none is undone on an output.
+  EXPECT_EQ(countOps(step, cpu::OpKind::Hadamard), 2 * (7 + 7 + 7 + 4));
+  std::vector<cpu::Tensor<double>> got = runOk(step, in, true);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i)
+    EXPECT_LT(relDiff(got[i], want[i]), 1e-10) << "output " << i;
+}
+
 // Tests that halo-simplify changes no result bit: the merged rotations and
 // quantizations compute exactly what the duplicated ones did (float, bf16
 // rounding, FP8 and INT8 quantization all on).
