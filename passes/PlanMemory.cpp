@@ -125,7 +125,7 @@ struct PlanMemoryPass : halo::impl::HaloPlanMemoryBase<PlanMemoryPass> {
   void runOnOperation() override {
     if (alignment <= 0 || !llvm::isPowerOf2_64(alignment)) {
       getOperation().emitError("halo-plan-memory: alignment must be a power of two, got ")
-          << alignment;
+          << static_cast<int64_t>(alignment);
       return signalPassFailure();
     }
     for (auto func : getOperation().getOps<func::FuncOp>())

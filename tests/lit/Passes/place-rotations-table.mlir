@@ -56,3 +56,17 @@ func.func @bad_size(%x: tensor<16x18xbf16>, %w: tensor<8x18xbf16>) -> tensor<16x
   return %y : tensor<16x8xbf16>
 }
 }
+
+// -----
+
+// Tests the placer's own stranded-rotation check, for a GEMM whose layout is
+// not the one autodiff writes: HALO-1 rotates x and w "right", but here w is
+// stored [m, n], so its right side is the free dimension n and x's reduction
+// rotation has no partner.
+module attributes {halo.placement = {precision = "fp8", level = 1}} {
+func.func @odd_layout(%x: tensor<16x12xbf16>, %w: tensor<12x24xbf16>) -> tensor<16x24xbf16> {
+  // expected-error @+1 {{layer 'l', fwd: the rotation of x mixes the reduction dimension but w is not rotated the same way, so the rotation is stranded}}
+  %y = halo.matmul %x, %w {layer = "l", role = #halo.role<fwd>} : (tensor<16x12xbf16>, tensor<12x24xbf16>) -> tensor<16x24xbf16>
+  return %y : tensor<16x24xbf16>
+}
+}
