@@ -10,8 +10,10 @@
 #include "compiler/export/ProgramExport.h"
 #include "compiler/pipeline/Pipeline.h"
 #include "frontend/builder/LlamaBuilder.h"
+#include "passes/Passes.h"
 #include "runtime/cpu/Program.h"
 
+#include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
 
 #include <gtest/gtest.h>
@@ -90,6 +92,43 @@ TEST(ProgramFile, DamagedManifestsAreRejected) {
   json noSource = good;
   noSource["cuda"]["sources"].erase(noSource["cuda"]["sources"].begin());
   EXPECT_NE(errorOf(noSource).find("no source for program"), std::string::npos);
+}
+
+} // namespace
+
+namespace {
+
+/// The diagnostics exportProgram emits for `mlirText` (which must not export).
+std::string exportError(const std::string &mlirText) {
+  mlir::MLIRContext context;
+  context.loadDialect<HaloDialect, mlir::func::FuncDialect, mlir::arith::ArithDialect>();
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      mlir::parseSourceString<mlir::ModuleOp>(mlirText, &context);
+  EXPECT_TRUE(module);
+  std::string diagnostics;
+  mlir::ScopedDiagnosticHandler handler(&context, [&](mlir::Diagnostic &d) {
+    diagnostics += d.str();
+    return mlir::success();
+  });
+  EXPECT_TRUE(mlir::failed(exportProgram(*module)));
+  return diagnostics;
+}
+
+// Tests that what the runtime cannot run is refused at export, naming why.
+TEST(ProgramFile, ExportRefusesWhatTheRuntimeCannotRun) {
+  EXPECT_NE(exportError("func.func @train_step() { return }").find("no halo.model_config"),
+            std::string::npos);
+  const std::string config = R"(module attributes {halo.model_config = "{}"} {)";
+  EXPECT_NE(exportError(config + "func.func @forward() { return } }").find("no @train_step"),
+            std::string::npos);
+  EXPECT_NE(exportError(config + R"(func.func @train_step() -> tensor<2xf32> {
+      %c = arith.constant dense<[1.0, 2.0]> : tensor<2xf32>
+      return %c : tensor<2xf32> } })")
+                .find("only splat float constants are supported"),
+            std::string::npos);
+  EXPECT_NE(exportError(config + R"(func.func @train_step(%x: tensor<?x4xf32>) { return } })")
+                .find("statically shaped"),
+            std::string::npos);
 }
 
 } // namespace
