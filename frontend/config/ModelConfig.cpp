@@ -262,6 +262,37 @@ std::string toJson(const ModelConfig &config) {
   return root.dump(2) + "\n";
 }
 
+std::string toHfConfigJson(const ModelConfig &config) {
+  using Json = nlohmann::ordered_json;
+  const ModelShape &m = config.model;
+  Json hf;
+  hf["architectures"] = Json::array({"LlamaForCausalLM"});
+  hf["model_type"] = "llama";
+  hf["hidden_size"] = m.hiddenSize;
+  hf["intermediate_size"] = m.intermediateSize;
+  hf["num_hidden_layers"] = m.numHiddenLayers;
+  hf["num_attention_heads"] = m.numAttentionHeads;
+  hf["num_key_value_heads"] = m.numKeyValueHeads;
+  // Always explicit: transformers would otherwise derive hidden/heads, which
+  // differs from halo's resolved value when the model file set head_dim.
+  hf["head_dim"] = m.headDim;
+  hf["vocab_size"] = m.vocabSize;
+  hf["max_position_embeddings"] = m.maxPositionEmbeddings;
+  hf["rms_norm_eps"] = m.rmsNormEps;
+  hf["rope_theta"] = m.ropeTheta;
+  hf["tie_word_embeddings"] = m.tieWordEmbeddings;
+  hf["initializer_range"] = m.initializerRange;
+  // The architecture choices halo implements, spelled out so transformers
+  // cannot pick a different default.
+  hf["hidden_act"] = "silu";
+  hf["attention_bias"] = false;
+  hf["attention_dropout"] = 0.0;
+  hf["mlp_bias"] = false;
+  // halo checkpoints store F32 parameters (model.safetensors).
+  hf["torch_dtype"] = "float32";
+  return hf.dump(2) + "\n";
+}
+
 std::string_view toString(Precision precision) {
   switch (precision) {
   case Precision::BF16:

@@ -207,6 +207,13 @@ Status applyOverrides(ModelConfig &config, std::optional<int> level,
 /// Parsing it yields the same configuration.
 std::string toJson(const ModelConfig &config);
 
+/// The model's shapes as a Hugging Face LlamaConfig config.json (model_type
+/// "llama", LlamaForCausalLM, torch_dtype float32), so a halo checkpoint
+/// folder loads with transformers' from_pretrained. Only config.model is
+/// written (HF has no place for train/halo); parsing the text back yields the
+/// same ModelShape.
+std::string toHfConfigJson(const ModelConfig &config);
+
 std::string_view toString(Precision precision);
 std::string_view toString(HadamardSide side);
 std::string_view toString(QuantGranularity quant);
