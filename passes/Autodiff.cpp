@@ -348,11 +348,10 @@ LogicalResult TrainStepBuilder::build() {
   }
   auto scalarF32 = RankedTensorType::get({}, f32);
   Value norm = b.create<GlobalNormOp>(loc, scalarF32, paramGrads);
-  Value coef;
-  if (opts.gradClip > 0)
-    coef = b.create<ClipCoefOp>(loc, scalarF32, norm, b.getF64FloatAttr(opts.gradClip));
-  else
-    coef = b.create<arith::ConstantOp>(loc, DenseElementsAttr::get(scalarF32, 1.0f));
+  // Always a clip coefficient (max_norm 0: no clipping): it is also the
+  // overflow guard, NaN for a non-finite norm, which makes AdamW skip the step.
+  Value coef =
+      b.create<ClipCoefOp>(loc, scalarF32, norm, b.getF64FloatAttr(std::max(0.0, opts.gradClip)));
   Value lr = b.create<LrScheduleOp>(loc, scalarF32, stepArg, b.getF64FloatAttr(opts.lr),
                                     b.getI64IntegerAttr(opts.warmupSteps),
                                     b.getI64IntegerAttr(opts.totalSteps),

@@ -173,6 +173,12 @@ void fuseFunction(func::FuncOp func) {
           if (auto sib = dyn_cast<MulOp>(user); sib && sib != dSilu && sib->getBlock() == &block &&
                                                 sib.getLhs() == dSilu.getLhs())
             if (auto s = sib.getRhs().getDefiningOp<SiluOp>(); s && s.getX() == sg.getX()) {
+              // Recompute silu(g) inside the kernel instead of keeping the
+              // forward's copy alive: the SwiGLU kernels then read g and u only.
+              OpBuilder b(sib);
+              Operation *again = b.clone(*s);
+              sib->setOperand(1, again->getResult(0));
+              g.push_back(again);
               g.push_back(sib);
               break;
             }

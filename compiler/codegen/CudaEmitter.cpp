@@ -96,6 +96,7 @@ LogicalResult emitOptimizer(exec::KernelOp kernel, Block &body,
       p.beta2 = adam.getBeta2().convertToDouble();
       p.eps = adam.getEps().convertToDouble();
       p.weightDecay = adam.getWeightDecay().convertToDouble();
+      p.writeBf16Copy = false; // the program casts the masters itself
       if (failed(add(kernel, parts, ck::adamwKernel(p))))
         return failure();
     }
@@ -176,11 +177,19 @@ LogicalResult emitKernel(exec::KernelOp kernel, std::vector<ck::GeneratedKernel>
   }
   if (kind == "embedding" || kind == "embedding_grad") {
     ck::EmbeddingParams p;
+    bool forward = kind == "embedding";
     if (auto e = find<EmbeddingOp>(body))
       p = {numel(e.getIds()), dim(e.getTable(), 0), dim(e.getTable(), 1)};
     else if (auto g = find<EmbeddingGradOp>(body))
       p = {numel(g.getIds()), dim(g.getResult(), 0), dim(g.getResult(), 1)};
-    return add(kernel, parts, ck::embeddingKernel(p));
+    if (failed(add(kernel, parts, ck::embeddingKernel(p))))
+      return failure();
+    // The generator makes both directions; keep the one this kernel runs.
+    auto &launches = parts.back().launches;
+    llvm::erase_if(launches, [&](const ck::LaunchSpec &l) {
+      return StringRef(l.entry).ends_with("_fwd") != forward;
+    });
+    return success();
   }
   if (kind == "attention" || kind == "attention_grad") {
     ck::AttentionParams p;

@@ -306,7 +306,7 @@ Status Interpreter<F>::execute(size_t index,
     break;
   }
   case OpKind::ClipCoef:
-    out(0)[0] = std::min(F(1), F(a.maxNorm) / (in(0)[0] + F(1e-6)));
+    out(0)[0] = clipCoefficient(in(0)[0], a.maxNorm);
     break;
   case OpKind::LrSchedule:
     out(0)[0] = F(learningRate(ids(0)[0], a.peakLr, a.warmupSteps, a.totalSteps,
@@ -319,6 +319,8 @@ Status Interpreter<F>::execute(size_t index,
     std::copy_n(in(3), n, out(2));
     const F *grad = in(1);
     F gradScale = in(6)[0];
+    if (!std::isfinite(gradScale))
+      break; // The overflow guard: a non-finite gradient norm skips the step.
     std::vector<F> scaled;
     if (gradScale != F(1)) {
       scaled.assign(grad, grad + n);

@@ -16,7 +16,10 @@
 
 #include "halo/runtime/Status.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 
 namespace halo::cpu {
 
@@ -219,6 +222,15 @@ void adamw(F *param,      // [n]
            F *v,          // [n]
            int64_t n, double lr, double beta1, double beta2, double eps,
            double weightDecay, int64_t step);
+
+/// The gradient scale of global-norm clipping and the overflow guard:
+/// min(1, maxNorm / (norm + 1e-6)), 1 when maxNorm is 0 (no clipping), NaN
+/// when norm is not finite (AdamW then skips the step).
+template <typename F> F clipCoefficient(F norm, double maxNorm) {
+  if (!std::isfinite(norm))
+    return std::numeric_limits<F>::quiet_NaN();
+  return maxNorm > 0 ? std::min(F(1), F(maxNorm) / (norm + F(1e-6))) : F(1);
+}
 
 enum class Schedule { Constant, Linear, Cosine };
 

@@ -491,8 +491,8 @@ Status OpVerifier::verify() {
   case OpKind::GlobalNorm:
     return expectResult(0, {}, "0-d");
   case OpKind::ClipCoef:
-    if (!(a.maxNorm > 0))
-      return fail(fmt::format("max_norm is {}, expected > 0", a.maxNorm));
+    if (!(a.maxNorm >= 0))
+      return fail(fmt::format("max_norm is {}, expected >= 0 (0: no clipping)", a.maxNorm));
     HALO_RETURN_IF_ERROR(expectOperand(0, {}, "0-d norm"));
     return expectResult(0, {}, "0-d");
   case OpKind::LrSchedule:

@@ -250,8 +250,9 @@ LogicalResult GlobalNormOp::verify() {
 }
 
 LogicalResult ClipCoefOp::verify() {
-  if (!(getMaxNorm().convertToDouble() > 0))
-    return emitOpError() << "max_norm must be positive, got " << getMaxNorm().convertToDouble();
+  if (!(getMaxNorm().convertToDouble() >= 0))
+    return emitOpError() << "max_norm must be non-negative (0: no clipping), got "
+                         << getMaxNorm().convertToDouble();
   return success();
 }
 

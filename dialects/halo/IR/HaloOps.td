@@ -185,7 +185,12 @@ def Halo_GlobalNormOp : Halo_PureOp<"global_norm"> {
 }
 
 def Halo_ClipCoefOp : Halo_PureOp<"clip_coef"> {
-  let summary = "gradient scale min(1, max_norm / (norm + 1e-6)) for global-norm clipping";
+  let summary = "gradient scale for global-norm clipping and the overflow guard";
+  let description = [{
+    `min(1, max_norm / (norm + 1e-6))`, or 1 when `max_norm` is 0 (no
+    clipping); NaN when `norm` is not finite, which makes `halo.adamw` skip
+    the update.
+  }];
   let arguments = (ins Halo_F32Scalar:$norm, F64Attr:$max_norm);
   let results = (outs Halo_F32Scalar:$result);
 }

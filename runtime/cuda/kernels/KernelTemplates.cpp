@@ -763,20 +763,17 @@ StatusOr<GeneratedKernel> crossEntropyKernel(const CrossEntropyParams &p) {
 StatusOr<GeneratedKernel> sumSquaresKernel(int64_t elements, ElemType input) {
   if (elements < 1)
     return invalid("sumSquaresKernel", "empty tensor");
-  if ((input == ElemType::BF16 && elements % 8 != 0) ||
-      (input == ElemType::F32 && elements % 8 != 0 && elements > 0)) {
-    // Vector loads need 16-byte aligned 8-element groups; the tail is scalar.
-  }
   GeneratedKernel k;
   k.program = "halo_sumsq_" + str(elements) + (input == ElemType::F32 ? "_f32" : "_bf16");
   std::string params = std::string("const ") + elemCType(input) +
-                       "* __restrict__ x, double* acc";
+                       "* __restrict__ x, double* acc, int* bad, int tag";
   std::string w = entry(k.program, "_sumsq", 256, params,
                         std::string("  halo::sumsq<halo::") + elemName(input) + ", " +
-                            str(elements) + "ull, 256>(x, acc);\n");
+                            str(elements) + "ull, 256>(x, acc, bad, tag);\n");
   k.launches.push_back({k.program + "_sumsq",
                         {gridFor(std::max<int64_t>(1, elements / 8), 256, kSmCountHint * 4), 1, 1},
                         {256, 1, 1}, 0, params});
+  k.workspaceBytes = sizeof(double); // acc, reset by _finish
   k.source = assemble(k.program, {"elementwise.cuh"}, w);
   return k;
 }
@@ -793,6 +790,7 @@ StatusOr<GeneratedKernel> globalNormKernel(double maxNorm) {
                             floatLiteral(static_cast<float>(maxNorm)) +
                             ", norm, clip);\n");
   k.launches.push_back({k.program + "_finish", {1, 1, 1}, {32, 1, 1}, 0, params});
+  k.workspaceBytes = sizeof(double);
   k.source = assemble(k.program, {"elementwise.cuh"}, w);
   return k;
 }

@@ -226,10 +226,13 @@ struct CrossEntropyParams {
 };
 StatusOr<GeneratedKernel> crossEntropyKernel(const CrossEntropyParams &);
 
-/// <p>_sumsq(x, double* acc): adds sum(x^2) of `elements` values into *acc.
+/// <p>_sumsq(x, double* acc, int* bad, int tag): adds sum(x^2) of `elements`
+/// values into *acc (workspaceBytes); a non-finite partial sum lowers *bad to
+/// tag (atomicMin; bad may be null): which gradient overflowed.
 StatusOr<GeneratedKernel> sumSquaresKernel(int64_t elements, ElemType input);
 /// <p>_finish(double* acc, float* norm, float* clip): norm = sqrt(*acc),
-/// clip = min(1, maxNorm / (norm + 1e-6)) (1 when maxNorm <= 0), *acc = 0.
+/// clip = min(1, maxNorm / (norm + 1e-6)) (1 when maxNorm <= 0; NaN when
+/// the norm is not finite), *acc = 0.
 StatusOr<GeneratedKernel> globalNormKernel(double maxNorm);
 
 /// <p>_lr(const int* step, float* lr): cpu::learningRate on the device.
@@ -244,8 +247,9 @@ StatusOr<GeneratedKernel> lrScheduleKernel(const LrScheduleParams &);
 
 /// <p>_step(param, grad, m, v, const float* lr, const int* step,
 ///          const float* gradScale, bf16* copy): one AdamW step on FP32
-/// master weights (gradScale may be null; copy is written when
-/// writeBf16Copy, else ignored).
+/// master weights (gradScale may be null; a non-finite *gradScale skips the
+/// update: the overflow guard; copy is written when writeBf16Copy, else
+/// ignored).
 struct AdamWParams {
   int64_t elements = 0;
   double beta1 = 0.9;

@@ -131,13 +131,15 @@ __device__ __forceinline__ void embedding_bwd(const int *ids,
 
 // ---------------------------------------------------------------------------
 // Global gradient norm: sumsq adds sum(x^2) (in double) of one tensor into
-// *acc (call once per tensor); norm_finish then writes norm = sqrt(*acc),
-// clip = min(1, max_norm / (norm + 1e-6)) (MAX_NORM > 0, else 1) and resets
-// *acc to 0, so the accumulator is ready for the next step.
+// *acc (call once per tensor) and, when a block's sum is not finite, lowers
+// *bad to `tag` (the overflow guard's "which tensor"; bad may be null);
+// norm_finish then writes norm = sqrt(*acc), clip = min(1, max_norm /
+// (norm + 1e-6)) (max_norm > 0, else 1), or NaN for a non-finite norm (AdamW
+// then skips the step), and resets *acc to 0 for the next step.
 
 template <int IN, size_t N, int THREADS>
 __device__ __forceinline__ void sumsq(const typename Elem<IN>::type *x,
-                                      double *acc) {
+                                      double *acc, int *bad, int tag) {
   __shared__ double red[32];
   double s = 0.0;
   for (size_t v = (size_t)blockIdx.x * THREADS + threadIdx.x; v < N / 8;
@@ -156,8 +158,11 @@ __device__ __forceinline__ void sumsq(const typename Elem<IN>::type *x,
     }
   }
   s = block_sum<THREADS>(s, red);
-  if (threadIdx.x == 0)
+  if (threadIdx.x == 0) {
     atomicAdd(acc, s);
+    if (bad && !isfinite(s))
+      atomicMin(bad, tag);
+  }
 }
 
 __device__ __forceinline__ void norm_finish(double *acc, float max_norm,
@@ -169,8 +174,9 @@ __device__ __forceinline__ void norm_finish(double *acc, float max_norm,
   if (norm_out)
     *norm_out = norm;
   if (clip_out)
-    *clip_out = max_norm > 0.0f ? fminf(1.0f, max_norm / (norm + 1e-6f))
-                                : 1.0f;
+    *clip_out = !isfinite(norm) ? __int_as_float(0x7fc00000)
+                : max_norm > 0.0f ? fminf(1.0f, max_norm / (norm + 1e-6f))
+                                  : 1.0f;
   *acc = 0.0;
 }
 
@@ -204,7 +210,8 @@ __device__ __forceinline__ void lr_schedule(const int *step, double peak,
 // AdamW (torch semantics, as cpu::adamw) on g = grad * (*grad_scale):
 //   p *= 1 - lr wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
 //   p -= lr (m c1) / (sqrt(v c2) + eps), c = 1 / (1 - beta^step) in double.
-// lr, step and grad_scale are device scalars (grad_scale may be null = 1);
+// lr, step and grad_scale are device scalars (grad_scale may be null = 1;
+// a non-finite grad_scale, the overflow guard's verdict, skips the update);
 // BF16COPY also writes the BF16 compute copy of the updated parameter.
 
 template <size_t N, int THREADS, bool BF16COPY>
@@ -225,6 +232,8 @@ __device__ __forceinline__ void adamw(float *param, const float *grad,
   }
   __syncthreads();
   const float decay = coef[0], c1 = coef[1], c2 = coef[2], gs = coef[3];
+  if (!isfinite(gs))
+    return;
   const float lrf = (float)*lr_p;
   const float b1 = (float)beta1, b2 = (float)beta2;
   const float a1 = (float)(1.0 - beta1), a2 = (float)(1.0 - beta2);

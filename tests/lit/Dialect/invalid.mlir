@@ -155,7 +155,7 @@ func.func @global_norm_empty() {
 // -----
 
 func.func @clip_coef_max(%n: tensor<f32>) {
-  // expected-error @+1 {{max_norm must be positive, got -1}}
+  // expected-error @+1 {{max_norm must be non-negative (0: no clipping), got -1}}
   %0 = halo.clip_coef %n {max_norm = -1.0} : (tensor<f32>) -> tensor<f32>
   return
 }

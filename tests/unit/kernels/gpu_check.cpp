@@ -91,6 +91,11 @@ public:
     values_.push_back(p);
     return *this;
   }
+  /// An int argument (the kernel reads the low 4 bytes: little-endian).
+  Args &i32(int v) {
+    values_.push_back(CUdeviceptr(uint32_t(v)));
+    return *this;
+  }
   void **pointers() {
     ptrs_.clear();
     for (auto &v : values_)
@@ -379,6 +384,7 @@ public:
   void crossEntropy(size_t tokens, size_t vocab);
   void norms(size_t n);
   void adamw(size_t n);
+  void overflowGuard(size_t n);
   void attention(size_t b, size_t s, size_t h, size_t kv, size_t hd, bool timing);
 
   std::vector<std::string> timings;
@@ -873,8 +879,9 @@ void Checker::norms(size_t n) {
   for (float &v : g)
     v = nd(rng);
   Buf dg = upload(gpu_, g), acc = alloc(gpu_, 8), norm = alloc(gpu_, 4), clip = alloc(gpu_, 4);
-  check(launch(gpu_, *ls, 0, Args().ptr(dg.p()).ptr(acc.p())));
-  check(launch(gpu_, *ls, 0, Args().ptr(dg.p()).ptr(acc.p()))); // two tensors
+  Buf bad = upload(gpu_, std::vector<int>{INT32_MAX});
+  check(launch(gpu_, *ls, 0, Args().ptr(dg.p()).ptr(acc.p()).ptr(bad.p()).i32(0)));
+  check(launch(gpu_, *ls, 0, Args().ptr(dg.p()).ptr(acc.p()).ptr(bad.p()).i32(1))); // two tensors
   check(launch(gpu_, *lf, 0, Args().ptr(acc.p()).ptr(norm.p()).ptr(clip.p())));
   check(gpu_.ctx->synchronize());
   double ss = 2 * cpu::sumSquares(g.data(), static_cast<int64_t>(n));
@@ -882,7 +889,7 @@ void Checker::norms(size_t n) {
   float gn = download<float>(norm, 1)[0], gc = download<float>(clip, 1)[0];
   float wc = std::min(1.0f, 1.0f / (wn + 1e-6f));
   bool a = std::fabs(gn - wn) <= 1e-6f * wn && std::fabs(gc - wc) <= 1e-6f * wc &&
-           download<double>(acc, 1)[0] == 0.0;
+           download<double>(acc, 1)[0] == 0.0 && download<int>(bad, 1)[0] == INT32_MAX;
   std::ostringstream os;
   os << "norm " << gn << " vs " << wn << ", clip " << gc << " vs " << wc;
   rep_.result(name + "_norm", a, os.str());
@@ -896,7 +903,34 @@ void Checker::norms(size_t n) {
     lrOk &= got == want;
   }
   rep_.result(name + "_lr_schedule", lrOk, "cosine schedule bit-exact at 7 steps");
+  overflowGuard(n);
   adamw(n);
+}
+
+// A NaN gradient: sumsq names its tensor, the clip coefficient becomes NaN
+// and AdamW leaves the parameter and moments untouched (the step is skipped).
+void Checker::overflowGuard(size_t n) {
+  std::string name = "overflow_guard_" + std::to_string(n);
+  auto ls = get(sumSquaresKernel(static_cast<int64_t>(n), ElemType::F32));
+  auto lf = get(globalNormKernel(0.0));
+  auto la = get(adamwKernel(AdamWParams{static_cast<int64_t>(n), 0.9, 0.999, 1e-8, 0.1, false}));
+  std::vector<float> g(n, 0.5f), param(n, 1.0f), m(n, 0.25f);
+  g[n / 2] = NAN;
+  Buf dg = upload(gpu_, g), dp = upload(gpu_, param), dm = upload(gpu_, m), dv = upload(gpu_, m);
+  Buf acc = alloc(gpu_, 8), norm = alloc(gpu_, 4), clip = alloc(gpu_, 4);
+  Buf bad = upload(gpu_, std::vector<int>{INT32_MAX});
+  Buf lr = upload(gpu_, std::vector<float>{1e-3f}), step = upload(gpu_, std::vector<int>{3});
+  check(launch(gpu_, *ls, 0, Args().ptr(dg.p()).ptr(acc.p()).ptr(bad.p()).i32(7)));
+  check(launch(gpu_, *lf, 0, Args().ptr(acc.p()).ptr(norm.p()).ptr(clip.p())));
+  check(launch(gpu_, *la, 0, Args().ptr(dp.p()).ptr(dg.p()).ptr(dm.p()).ptr(dv.p()).ptr(lr.p()).ptr(step.p()).ptr(clip.p()).ptr(0)));
+  check(gpu_.ctx->synchronize());
+  int tag = download<int>(bad, 1)[0];
+  float c = download<float>(clip, 1)[0];
+  bool untouched = download<float>(dp, n) == param && download<float>(dm, n) == m &&
+                   download<float>(dv, n) == m;
+  rep_.result(name, tag == 7 && std::isnan(c) && untouched && download<double>(acc, 1)[0] == 0.0,
+              "bad tag " + std::to_string(tag) + ", clip " + std::to_string(c) +
+                  (untouched ? ", AdamW skipped" : ", AdamW CHANGED the state"));
 }
 
 void Checker::adamw(size_t n) {
