@@ -719,6 +719,8 @@ std::string CudaFunction::gradientName(int index) const {
   return "an unknown gradient";
 }
 
+size_t CudaFunction::stepCount() const { return steps_.size(); }
+
 size_t CudaFunction::launchCount() const {
   size_t n = 0;
   for (const Step &s : steps_)

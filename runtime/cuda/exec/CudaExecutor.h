@@ -96,7 +96,7 @@ public:
   Status run(CUstream stream);
   /// Runs only schedule steps [first, last) (per-kernel checks).
   Status runSteps(size_t first, size_t last, CUstream stream);
-  size_t stepCount() const { return steps_.size(); }
+  size_t stepCount() const;
 
   /// Captures run() into a graph once; launchGraph replays it.
   Status captureGraph(CUstream stream);

@@ -1,6 +1,8 @@
 # End-to-end halo-run checks, run with cmake -P (see CMakeLists.txt).
 # MODE=train: build the program, train 20 steps with metrics, evaluation and
-#   --save, check the JSONL and that the loss fell, then resume with --init.
+#   --save, check the JSONL and that the loss fell, start from the saved
+#   folder with --init, and check that 10 steps + --resume 10 more log the
+#   same losses as the uninterrupted 20.
 # MODE=errors: each bad invocation exits 1 with a message naming the cause.
 
 file(REMOVE_RECURSE ${WORK_DIR})
@@ -36,14 +38,14 @@ endfunction()
 
 if(MODE STREQUAL "train")
   set(metrics ${WORK_DIR}/metrics.jsonl)
-  set(saved ${WORK_DIR}/params.safetensors)
+  set(saved ${WORK_DIR}/checkpoint)
   halo_run(${program} --data ${DATA} --device cpu --steps 20 --log-every 5
            --metrics ${metrics} --eval-every 10 --eval-batches 2 --save ${saved})
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "halo-run failed (${rc}): ${err}")
   endif()
   foreach(text "halo-run: ${program}" "device cpu" "step 20/20 | loss "
-               "| lr " "| grad_norm " " tok/s | " "eval_loss" "saved the parameters")
+               "| lr " "| grad_norm " " tok/s | " "eval_loss" "saved checkpoint")
     string(FIND "${out}" "${text}" at)
     if(at EQUAL -1)
       message(FATAL_ERROR "missing '${text}' in the output")
@@ -75,16 +77,40 @@ if(MODE STREQUAL "train")
   if(NOT last_loss LESS first_loss)
     message(FATAL_ERROR "the loss did not fall: ${first_loss} -> ${last_loss}")
   endif()
-  if(NOT EXISTS ${saved})
-    message(FATAL_ERROR "--save wrote nothing")
-  endif()
+  foreach(file config.json model.safetensors optimizer.safetensors trainer_state.json)
+    if(NOT EXISTS ${saved}/${file})
+      message(FATAL_ERROR "--save wrote no ${file}")
+    endif()
+  endforeach()
   halo_run(${program} --data ${DATA} --device cpu --steps 1 --init ${saved})
   if(NOT rc EQUAL 0 OR NOT out MATCHES "loaded 3 parameters")
     message(FATAL_ERROR "--init failed (${rc}): ${err}")
   endif()
+  # Resume: the first 10 steps, then 10 more from their checkpoint.
+  halo_run(${program} --data ${DATA} --device cpu --steps 10 --save ${WORK_DIR}/ck10)
+  halo_run(${program} --data ${DATA} --device cpu --steps 20 --log-every 5
+           --resume ${WORK_DIR}/ck10 --metrics ${WORK_DIR}/resumed.jsonl)
+  if(NOT rc EQUAL 0 OR NOT out MATCHES "resumed from .* after step 10")
+    message(FATAL_ERROR "--resume failed (${rc}): ${err}")
+  endif()
+  file(STRINGS ${WORK_DIR}/resumed.jsonl resumed)
+  foreach(line IN LISTS resumed)
+    string(JSON step GET "${line}" step)
+    string(JSON loss ERROR_VARIABLE no_loss GET "${line}" loss)
+    if(NOT no_loss AND step EQUAL 20 AND NOT loss STREQUAL last_loss)
+      message(FATAL_ERROR "resumed step 20 loss ${loss} != uninterrupted ${last_loss}")
+    elseif(NOT no_loss AND step EQUAL 20)
+      set(resume_checked ON)
+    endif()
+  endforeach()
+  if(NOT resume_checked)
+    message(FATAL_ERROR "the resumed run logged no step 20")
+  endif()
 elseif(MODE STREQUAL "errors")
-  expect_failure("the GPU backend of halo-run is not built yet"
+  expect_failure("--device cuda: no CUDA driver found"
                  ${program} --data ${DATA} --device cuda)
+  expect_failure("--resume: " ${program} --data ${DATA} --device cpu --resume ${WORK_DIR}/none)
+  expect_failure("--save-every needs --save" ${program} --data ${DATA} --save-every 3)
   expect_failure("missing --data" ${program})
   expect_failure("unknown option '--stepz'" ${program} --data ${DATA} --stepz 3)
   expect_failure("--steps: expected an integer" ${program} --data ${DATA} --steps x)
@@ -103,8 +129,14 @@ elseif(MODE STREQUAL "errors")
   file(WRITE ${WORK_DIR}/diverge.json "${manifest}")
   execute_process(COMMAND ${WRITE_PROGRAM} ${WORK_DIR}/diverge.json ${WORK_DIR}/diverge.halo
                   RESULT_VARIABLE rc)
-  expect_failure("step 2: the loss is NaN; training stopped"
-                 ${WORK_DIR}/diverge.halo --data ${DATA} --device cpu --steps 5)
+  expect_failure("stopped at step 2 after non-finite values"
+                 ${WORK_DIR}/diverge.halo --data ${DATA} --device cpu --steps 5 --log-every 1
+                 --on-nonfinite stop)
+  # By default the guard skips the bad steps' updates and reports them.
+  halo_run(${WORK_DIR}/diverge.halo --data ${DATA} --device cpu --steps 5 --log-every 5)
+  if(NOT rc EQUAL 0 OR NOT out MATCHES "steps in 2..5: non-finite loss or gradient norm; update skipped")
+    message(FATAL_ERROR "the overflow guard did not report the skipped steps (${rc}): ${out}${err}")
+  endif()
   halo_run(--help)
   if(NOT rc EQUAL 0 OR NOT out MATCHES "Examples:")
     message(FATAL_ERROR "--help failed")
