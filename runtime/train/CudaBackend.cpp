@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include <cstdlib>
 #include <cstring>
 
 namespace halo::train {
@@ -139,6 +140,13 @@ public:
       g.tensor = step_->gradientName(r->badTensor);
     if (r->skippedSteps > 0 || r->badTensor >= 0)
       HALO_RETURN_IF_ERROR(step_->resetGuard(stream_));
+    if (r->skippedSteps > 0 && std::getenv("HALO_LOCATE_NONFINITE")) {
+      // Debugging: replay the last batch kernel by kernel to find the origin.
+      StatusOr<std::string> where = step_->locateNonFinite(stream_);
+      if (!where.ok())
+        return where.status();
+      fmt::print("HALO_LOCATE_NONFINITE: {}\n", where->empty() ? "not reproduced" : *where);
+    }
     return g;
   }
 

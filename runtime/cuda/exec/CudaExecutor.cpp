@@ -16,6 +16,8 @@
 
 #include <chrono>
 #include <climits>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 
@@ -243,13 +245,18 @@ Status CudaFunction::prepare(const CudaModules &modules, const cpu::Program &pro
   if (function_.schedule.empty())
     return Status::error("has no kernel schedule (compiled without halo-fuse?); recompile with haloc");
 
-  // Scratch and workspace: the largest any kernel part needs.
+  // Scratch: the largest any kernel part needs. Workspace: a slice per
+  // kernel step, since kernels leave theirs ready for their own next run,
+  // not necessarily zeroed (cross-entropy keeps its target count there).
   for (const cpu::ScheduleStep &s : function_.schedule)
-    if (!s.kernel.empty())
+    if (!s.kernel.empty()) {
+      size_t ws = 0;
       for (const cpu::KernelPart &part : program.cudaKernels.at(s.kernel).parts) {
-        workspaceBytes_ = std::max<size_t>(workspaceBytes_, part.workspaceBytes);
+        ws = std::max<size_t>(ws, part.workspaceBytes);
         scratchBytes_ = std::max<size_t>(scratchBytes_, part.scratchBytes);
       }
+      workspaceBytes_ += (ws + 15) / 16 * 16;
+    }
   StatusOr<CUdeviceptr> p = allocate(size_t(std::max<int64_t>(function_.arenaBytes, 1)), false);
   if (!p.ok())
     return p.status();
@@ -422,6 +429,9 @@ Status CudaFunction::bindKernel(const cpu::ScheduleStep &s, const cpu::CudaKerne
     return nullptr;
   };
   std::map<std::string, CUdeviceptr> names;
+  size_t wsBytes = 0;
+  for (const cpu::KernelPart &part : kernel.parts)
+    wsBytes = std::max<size_t>(wsBytes, part.workspaceBytes);
   Status failed = Status::success();
   auto bind = [&](const std::string &name, int64_t value) {
     StatusOr<CUdeviceptr> p = pointerFor(value);
@@ -430,8 +440,8 @@ Status CudaFunction::bindKernel(const cpu::ScheduleStep &s, const cpu::CudaKerne
     else
       names[name] = *p;
   };
-  names["ws"] = workspace_;
-  names["acc"] = workspace_;
+  names["ws"] = names["acc"] = workspace_ + workspaceUsed_;
+  workspaceUsed_ += (wsBytes + 15) / 16 * 16;
   names["absmax"] = names["rstd"] = names["dres"] = names["dloss"] = names["copy"] = 0;
   names["error"] = guard_ + kBadIdSlot;
 
@@ -692,6 +702,13 @@ Status CudaFunction::captureGraph(CUstream stream) {
 }
 
 Status CudaFunction::launchGraph(CUstream stream) {
+  // HALO_CUDA_GRAPH=0 enqueues the commands one by one instead (debugging).
+  static const bool useGraphs = [] {
+    const char *v = std::getenv("HALO_CUDA_GRAPH");
+    return !(v && std::string(v) == "0");
+  }();
+  if (!useGraphs)
+    return run(stream);
   if (!graphExec_)
     HALO_RETURN_IF_ERROR(captureGraph(stream));
   HALO_CU_RETURN_IF_ERROR(context_->driver(), cuGraphLaunch(graphExec_, stream));
@@ -717,6 +734,44 @@ std::string CudaFunction::gradientName(int index) const {
   if (index >= 0 && index < int(normTensors_.size()))
     return normTensors_[index];
   return "an unknown gradient";
+}
+
+StatusOr<std::string> CudaFunction::locateNonFinite(CUstream stream) {
+  const CudaDriver &d = context_->driver();
+  for (size_t i = 0; i < function_.schedule.size(); ++i) {
+    HALO_RETURN_IF_ERROR(runSteps(i, i + 1, stream));
+    HALO_CU_RETURN_IF_ERROR(d, cuStreamSynchronize(stream));
+    const cpu::ScheduleStep &s = function_.schedule[i];
+    for (int64_t k = s.firstOp; k < s.firstOp + s.numOps; ++k) {
+      const cpu::Op &op = function_.ops[k];
+      for (int64_t r : op.results) {
+        const cpu::ValueInfo &info = function_.values[r];
+        bool fp8 = info.type == ElementType::F8E4M3FN;
+        if (!pointers_[r] || !(cpu::isFloatType(info.type) || fp8))
+          continue;
+        std::vector<uint8_t> bytes(valueBytes(r));
+        HALO_CU_RETURN_IF_ERROR(d, cuMemcpyDtoH(bytes.data(), pointers_[r], bytes.size()));
+        for (int64_t e = 0; e < info.numel; ++e) {
+          float v;
+          if (fp8) {
+            v = (bytes[e] & 0x7f) == 0x7f ? NAN : 0.0f; // E4M3FN's only NaN codes
+          } else if (info.type == ElementType::F32) {
+            std::memcpy(&v, &bytes[4 * e], 4);
+          } else {
+            uint16_t b;
+            std::memcpy(&b, &bytes[2 * e], 2);
+            v = numerics::bf16ToFloat(b);
+          }
+          if (!std::isfinite(v))
+            return fmt::format("schedule step {} ({}), op #{} '{}' ({}): value {} {} has {} at "
+                               "element {}",
+                               i, s.kernel.empty() ? "GEMM" : s.kernel, k, cpu::toString(op.kind),
+                               op.loc, r, cpu::formatShape(info.shape), v, e);
+        }
+      }
+    }
+  }
+  return std::string();
 }
 
 size_t CudaFunction::stepCount() const { return steps_.size(); }

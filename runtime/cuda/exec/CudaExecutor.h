@@ -15,8 +15,9 @@
 // input (parameters, moments, tokens, targets, step), owned here; AdamW
 // updates in place; values a kernel needs but the plan does not place
 // (attention's lse in `forward`, the unclipped norm) get small buffers of
-// their own. One zeroed workspace and one scratch buffer serve all kernels
-// (one stream, so they never overlap).
+// their own. One scratch buffer serves all kernels (one stream, so they
+// never overlap); each kernel step has its own slice of one zeroed
+// workspace.
 //
 // After prepare(), run() only enqueues work: no allocation and no host
 // synchronisation, so the whole step is captured once as a CUDA graph
@@ -105,6 +106,10 @@ public:
   /// train_step only: the overflow guard's counters (reads them: syncs).
   StatusOr<GuardReport> readGuard(CUstream stream);
   Status resetGuard(CUstream stream);
+  /// Runs the function step by step and names the first op whose float
+  /// result holds a NaN or infinity ("" if none). Debugging only: it runs
+  /// the optimizer too, so the state moves on by one step.
+  StatusOr<std::string> locateNonFinite(CUstream stream);
   /// The HF name of the global norm's tensor `index` (for messages).
   std::string gradientName(int index) const;
 
@@ -133,7 +138,7 @@ private:
   std::vector<DeviceBuffer> buffers_;
   std::vector<CUdeviceptr> pointers_; ///< Per value; 0: not placed yet.
   CUdeviceptr arena_ = 0, workspace_ = 0, scratch_ = 0, guard_ = 0;
-  size_t workspaceBytes_ = 0, scratchBytes_ = 0, deviceBytes_ = 0;
+  size_t workspaceBytes_ = 0, workspaceUsed_ = 0, scratchBytes_ = 0, deviceBytes_ = 0;
   std::vector<Step> steps_;
   std::vector<std::string> normTensors_;
   std::unique_ptr<CudaModule> guardModule_;
