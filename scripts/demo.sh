@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: install dependencies, build, compile the tiny example model and
-# train it. Trains on the CPU (the GPU backend is not built yet; see README).
+# train it: on the GPU when a CUDA driver and device are usable, else on the
+# CPU oracle (halo-run's default device).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -8,6 +9,6 @@ bash scripts/build.sh
 build="${HALO_BUILD_DIR:-build}"
 model="${1:-examples/tiny.json}"
 "$build/bin/haloc" "$model" -o "$build/tiny.halo"
-"$build/bin/halo-run" "$build/tiny.halo" --device cpu --data examples/data/tiny.bin \
-  --metrics "$build/tiny-metrics.jsonl" --eval-every 100
+"$build/bin/halo-run" "$build/tiny.halo" --data examples/data/tiny.bin \
+  --metrics "$build/tiny-metrics.jsonl" --eval-every 100 --save "$build/tiny-checkpoint"
 echo "metrics: $build/tiny-metrics.jsonl"
