@@ -12,7 +12,8 @@ from cuMemGetInfo, all allocated up front), kernel launches + GEMMs per step
 (halo). Model FLOPs are torch_baseline.py's formula for both; for the
 blocks3-* configurations, whose PyTorch side has no LM head, halo's
 (small, vocab 256) LM head is left out of the count. Rows tagged
-start-cold / start-cached are the start-time runs, listed after the tables.
+start-cold / start-cached are the start-time runs, listed after the tables;
+"kind": "profile" rows (halo-bench-step --profile) make a per-category table.
 """
 import json
 import sys
@@ -45,6 +46,8 @@ def main():
     if len(sys.argv) < 2:
         raise SystemExit(__doc__)
     rows = load(sys.argv[1:])
+    profiles = [r for r in rows if r.get("kind") == "profile"]
+    rows = [r for r in rows if r.get("kind") != "profile"]
     errors = [r for r in rows if "error" in r]
     timed = [r for r in rows if "error" not in r and not r.get("tag")]
     starts = [r for r in rows if "error" not in r and r.get("tag")]
@@ -91,6 +94,21 @@ def main():
                   f"{r['context_s']:.2f} | {r['read_s']:.2f} | {r['gemm_engine_s']:.2f} | "
                   f"{r['load_s']:.2f} ({r['from_cache']}/{r['kernel_programs']}) | "
                   f"{r['create_s']:.2f} | {r['capture_s']:.2f} | {r['first_step_s']:.2f} |")
+    programs = []
+    for r in profiles:
+        if (r["config"], r["mode"], r.get("tag")) not in programs:
+            programs.append((r["config"], r["mode"], r.get("tag")))
+    for config, mode, tag in programs:
+        print(f"\nprofile of {config}.{mode}{f' ({tag})' if tag else ''}, step by step without "
+              "the graph (median of 3 per step):\n")
+        print("| category | count | total ms | % of step | GB/s | % of D2D copy |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for r in profiles:
+            if (r["config"], r["mode"], r.get("tag")) == (config, mode, tag):
+                gbs = f"{r['gb_s']:.0f}" if "gb_s" in r else "-"
+                pct = f"{r['copy_pct']:.0f}%" if "copy_pct" in r else "-"
+                print(f"| {r['category']} | {r['count']} | {r['ms']:.3f} | {r['pct']:.1f}% | "
+                      f"{gbs} | {pct} |")
     for r in errors:
         print(f"\nERROR {r.get('program')}: {r['error']}")
 

@@ -25,9 +25,20 @@
 // allocates everything up front); "device_bytes" is what the CudaFunction
 // itself allocated.
 //
+// --profile: after the timed steps, train_step runs 3 more times step by
+// step without the graph, each schedule step between two CUDA events (all
+// recorded in one pass, one sync); per step the median of the 3. Printed
+// (and with --json written as "kind": "profile" rows) by category: the
+// kernel kind, or "gemm:<role>:<operand 0's type>", sorted by time. For
+// memory-bound kernels (all but attention*) the effective bandwidth: the
+// bytes of the step's inputs and outputs (GEMMs: operands and results) per
+// second, and as % of a device-to-device copy (1 GiB cuMemcpyDtoDAsync,
+// median of 5, counted as 2 x 1 GiB moved). The last, "guard", is the
+// overflow guard; the extra steps move the optimizer state on by 3 steps.
+//
 // Usage:
 //   halo-bench-step <program.halo>... [--warmup 5] [--iters 20]
-//                   [--json out.jsonl] [--jobs N] [--tag NAME]
+//                   [--json out.jsonl] [--jobs N] [--tag NAME] [--profile]
 //   halo-bench-step <program.halo>... --compile-only [--arch sm_90] [--jobs N]
 // --jobs N compiles every CUDA source of all the programs with N threads
 // into the kernel cache first (so that the timed loads are cache hits);
@@ -60,6 +71,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <random>
 #include <set>
@@ -85,6 +97,7 @@ struct Options {
   std::string json;
   int jobs = 0;
   bool compileOnly = false;
+  bool profile = false;
   std::string arch; ///< Default: the device's, else sm_90.
   std::string tag;
 };
@@ -92,7 +105,7 @@ struct Options {
 [[noreturn]] void usage(const std::string &why) {
   std::fprintf(stderr,
                "halo-bench-step: %s\nusage: halo-bench-step <program.halo>... [--warmup N] "
-               "[--iters N] [--json FILE] [--jobs N] [--tag NAME]\n"
+               "[--iters N] [--json FILE] [--jobs N] [--tag NAME] [--profile]\n"
                "       halo-bench-step <program.halo>... --compile-only [--arch sm_90] "
                "[--jobs N]\n",
                why.c_str());
@@ -105,6 +118,10 @@ Options parse(int argc, char **argv) {
     std::string a = argv[i];
     if (a == "--compile-only") {
       o.compileOnly = true;
+      continue;
+    }
+    if (a == "--profile") {
+      o.profile = true;
       continue;
     }
     if (a.rfind("--", 0) != 0) {
@@ -309,9 +326,140 @@ StatusOr<float> readScalar(const CudaContext &context, const CudaFunction &f, co
   return v;
 }
 
+double median(std::vector<float> v) {
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : (double(v[n / 2 - 1]) + v[n / 2]) / 2;
+}
+
+/// Device-to-device copy bandwidth, GB/s: 1 GiB, median of 5, read + write.
+StatusOr<double> copyBandwidth(const CudaDriver &d, CUstream stream) {
+  const size_t bytes = size_t(1) << 30;
+  StatusOr<DeviceBuffer> src = DeviceBuffer::allocate(d, bytes);
+  if (!src.ok())
+    return src.status();
+  StatusOr<DeviceBuffer> dst = DeviceBuffer::allocate(d, bytes);
+  if (!dst.ok())
+    return dst.status();
+  CUevent e[6];
+  for (CUevent &x : e)
+    HALO_CU_RETURN_IF_ERROR(d, cuEventCreate(&x, CU_EVENT_DEFAULT));
+  HALO_CU_RETURN_IF_ERROR(d, cuMemcpyDtoDAsync(dst->pointer(), src->pointer(), bytes, stream));
+  HALO_CU_RETURN_IF_ERROR(d, cuEventRecord(e[0], stream));
+  for (int i = 1; i < 6; ++i) {
+    HALO_CU_RETURN_IF_ERROR(d, cuMemcpyDtoDAsync(dst->pointer(), src->pointer(), bytes, stream));
+    HALO_CU_RETURN_IF_ERROR(d, cuEventRecord(e[i], stream));
+  }
+  HALO_CU_RETURN_IF_ERROR(d, cuStreamSynchronize(stream));
+  std::vector<float> ms(5);
+  for (int i = 0; i < 5; ++i)
+    HALO_CU_RETURN_IF_ERROR(d, cuEventElapsedTime(&ms[i], e[i], e[i + 1]));
+  for (CUevent x : e)
+    (void)d.cuEventDestroy(x);
+  return 2.0 * double(bytes) / median(ms) / 1e6;
+}
+
+/// --profile (see the file comment): one JSON row per category, by time.
+StatusOr<json> profileSteps(const CudaContext &context, const cpu::Program &program,
+                            CudaFunction &f, CUstream stream, double copyGBs) {
+  const CudaDriver &d = context.driver();
+  const cpu::Function &fn = f.function();
+  size_t steps = f.stepCount();
+  std::vector<CUevent> events(steps + 1);
+  for (CUevent &e : events)
+    HALO_CU_RETURN_IF_ERROR(d, cuEventCreate(&e, CU_EVENT_DEFAULT));
+  std::vector<std::vector<float>> times(steps);
+  for (int rep = 0; rep < 3; ++rep) {
+    HALO_CU_RETURN_IF_ERROR(d, cuEventRecord(events[0], stream));
+    for (size_t i = 0; i < steps; ++i) {
+      HALO_RETURN_IF_ERROR(f.runSteps(i, i + 1, stream));
+      HALO_CU_RETURN_IF_ERROR(d, cuEventRecord(events[i + 1], stream));
+    }
+    HALO_CU_RETURN_IF_ERROR(d, cuStreamSynchronize(stream));
+    for (size_t i = 0; i < steps; ++i) {
+      float ms = 0;
+      HALO_CU_RETURN_IF_ERROR(d, cuEventElapsedTime(&ms, events[i], events[i + 1]));
+      times[i].push_back(ms);
+    }
+  }
+  for (CUevent e : events)
+    (void)d.cuEventDestroy(e);
+
+  struct Category {
+    int count = 0;
+    double ms = 0, bytes = 0;
+  };
+  std::map<std::string, Category> categories;
+  auto bytesOf = [&](const std::vector<int64_t> &ids) {
+    double b = 0;
+    for (int64_t id : ids)
+      b += double(fn.values[id].numel) * double(elementBytes(fn.values[id].type));
+    return b;
+  };
+  double total = 0;
+  for (size_t i = 0; i < steps; ++i) {
+    std::string name = "guard";
+    double bytes = 0;
+    if (i < fn.schedule.size()) {
+      const cpu::ScheduleStep &s = fn.schedule[i];
+      if (!s.kernel.empty()) {
+        name = program.cudaKernels.at(s.kernel).kind;
+        bytes = bytesOf(s.inputs) + bytesOf(s.outputs);
+      } else {
+        name.clear();
+        for (int64_t k = s.firstOp; k < s.firstOp + s.numOps; ++k) {
+          const cpu::Op &op = fn.ops[k];
+          if (op.kind == cpu::OpKind::Constant)
+            continue;
+          if (name.empty())
+            name = fmt::format("gemm:{}:{}",
+                               op.attrs.role.empty() ? cpu::toString(op.kind) : op.attrs.role,
+                               cpu::toString(fn.values[op.operands[0]].type));
+          bytes += bytesOf(op.operands) + bytesOf(op.results);
+        }
+        if (name.empty())
+          continue; // constants: filled at set-up, nothing runs
+      }
+    }
+    Category &c = categories[name];
+    double ms = median(times[i]);
+    c.count += 1;
+    c.ms += ms;
+    c.bytes += bytes;
+    total += ms;
+  }
+  std::vector<std::pair<std::string, Category>> sorted(categories.begin(), categories.end());
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto &a, const auto &b) { return a.second.ms > b.second.ms; });
+  std::printf("  step by step (no graph, median of 3 per step): %.2f ms in %zu steps; "
+              "device-to-device copy %.0f GB/s\n"
+              "  %-28s %5s %10s %7s %8s %7s\n",
+              total, steps, copyGBs, "category", "count", "total ms", "% step", "GB/s", "% copy");
+  json rows = json::array();
+  for (const auto &[name, c] : sorted) {
+    json r = {{"kind", "profile"}, {"category", name}, {"count", c.count},
+              {"ms", c.ms},        {"pct", 100 * c.ms / total}, {"bytes", c.bytes}};
+    bool memoryBound = name.rfind("gemm:", 0) != 0 && name.rfind("attention", 0) != 0 &&
+                       name != "guard" && c.ms > 0;
+    std::string bw;
+    if (memoryBound) {
+      r["gb_s"] = c.bytes / c.ms / 1e6;
+      if (copyGBs > 0)
+        r["copy_pct"] = 100 * r["gb_s"].get<double>() / copyGBs;
+      bw = fmt::format("{:8.0f} {:6.1f}%", r["gb_s"].get<double>(), r.value("copy_pct", 0.0));
+    }
+    std::printf("  %-28s %5d %10.3f %6.1f%% %s\n", name.c_str(), c.count, c.ms,
+                100 * c.ms / total, bw.c_str());
+    rows.push_back(r);
+  }
+  std::fflush(stdout);
+  return rows;
+}
+
 /// Benchmarks one program; returns its JSON row.
 StatusOr<json> benchProgram(const CudaContext &context, const std::string &path,
-                            const Options &o, CUstream stream, double contextSeconds) {
+                            const Options &o, CUstream stream, double contextSeconds,
+                            double copyGBs) {
   const CudaDriver &d = context.driver();
   StatusOr<MemoryInfo> mem0 = context.memoryInfo();
   if (!mem0.ok())
@@ -385,9 +533,7 @@ StatusOr<json> benchProgram(const CudaContext &context, const std::string &path,
 
   std::vector<float> sorted = times;
   std::sort(sorted.begin(), sorted.end());
-  // statistics.median, as torch_baseline.py takes it.
-  size_t n = sorted.size();
-  double ms = n % 2 ? sorted[n / 2] : (double(sorted[n / 2 - 1]) + sorted[n / 2]) / 2;
+  double ms = median(times); // statistics.median, as torch_baseline.py takes it.
   bool finite = std::isfinite(*loss) && (f.function().findOutput("grad_norm") < 0 ||
                                          std::isfinite(*norm));
   bool ok = finite && guard->skippedSteps == 0 && !guard->badTokenId;
@@ -443,6 +589,20 @@ StatusOr<json> benchProgram(const CudaContext &context, const std::string &path,
               f.gemmCount(), ls.seconds, ls.fromCache, ls.programs, row["start_s"].get<double>(),
               *loss, ok ? "" : "  NOT FINITE / STEPS SKIPPED");
   std::fflush(stdout);
+  if (o.profile) {
+    StatusOr<json> profile = profileSteps(context, *program, f, stream, copyGBs);
+    if (!profile.ok()) {
+      std::fprintf(stderr, "halo-bench-step: %s: --profile: %s\n", path.c_str(),
+                   profile.status().message().c_str());
+      row["profile_error"] = profile.status().message();
+      return row;
+    }
+    for (json &r : *profile)
+      for (const char *k : {"engine", "config", "mode", "program", "device", "tag"})
+        if (row.contains(k))
+          r[k] = row[k];
+    row["profile"] = std::move(*profile);
+  }
   return row;
 }
 
@@ -516,9 +676,17 @@ int run(const Options &o) {
   std::printf("device: %s (%s), NVRTC %s, %d warm-up + %d timed steps; set-up %.1f s\n",
               context->info().name.c_str(), context->info().arch().c_str(),
               nvrtcVersionString().c_str(), o.warmup, o.iters, since(start));
+  double copyGBs = 0;
+  if (o.profile) {
+    StatusOr<double> bw = copyBandwidth(**driver, stream);
+    if (!bw.ok())
+      std::fprintf(stderr, "halo-bench-step: no copy bandwidth: %s\n", bw.status().message().c_str());
+    copyGBs = bw.ok() ? *bw : 0;
+  }
   int status = 0;
   for (size_t i = 0; i < o.programs.size(); ++i) {
-    StatusOr<json> row = benchProgram(*context, o.programs[i], o, stream, i == 0 ? contextS : 0);
+    StatusOr<json> row =
+        benchProgram(*context, o.programs[i], o, stream, i == 0 ? contextS : 0, copyGBs);
     if (!row.ok()) {
       std::fprintf(stderr, "halo-bench-step: error: %s: %s\n", o.programs[i].c_str(),
                    row.status().message().c_str());
@@ -533,8 +701,12 @@ int run(const Options &o) {
     }
     if (!(*row)["finite"].get<bool>())
       status = 1;
+    json profile = row->value("profile", json::array());
+    row->erase("profile");
     if (out) {
       std::fprintf(out, "%s\n", row->dump().c_str());
+      for (const json &r : profile)
+        std::fprintf(out, "%s\n", r.dump().c_str());
       std::fflush(out);
     }
   }
