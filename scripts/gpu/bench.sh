@@ -90,7 +90,7 @@ fi
 echo "== halo: ${#progs[@]} programs, $warmup warm-up + $iters timed steps each"
 "$bench" "${progs[@]}" --compile-only --jobs "$(nproc)" || status=1
 for p in "${progs[@]}"; do
-  "$bench" "$p" --warmup "$warmup" --iters "$iters" --json "$rows" || status=1
+  "$bench" "$p" --warmup "$warmup" --iters "$iters" --json "$rows" --profile || status=1
 done
 
 torch_json="$out/torch_baseline.json"
