@@ -53,6 +53,9 @@ public:
                       const std::vector<int32_t> &targets) = 0;
   /// The last step's loss, learning rate and gradient norm (waits for it).
   virtual StatusOr<StepMetrics> metrics() = 0;
+  /// The last step's function outputs as floats, in train_step's output
+  /// order (f32 and bf16 outputs; others left empty). Waits.
+  virtual StatusOr<std::vector<Tensor>> outputs() = 0;
   /// The overflow guard's verdicts since the last call (waits).
   virtual StatusOr<GuardStatus> guard() = 0;
   /// `forward`'s loss on one batch with the current parameters.

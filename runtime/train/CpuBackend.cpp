@@ -58,11 +58,14 @@ public:
         guard_.firstBadStep = int(s);
       guard_.lastBadStep = int(s);
     }
+    lastOutputs_ = std::move(*outs);
     for (size_t k = 0; k < feedback_.size(); ++k)
       if (feedback_[k] >= 0)
-        inputs_[feedback_[k]] = std::move((*outs)[k]);
+        inputs_[feedback_[k]] = lastOutputs_[k];
     return Status::success();
   }
+
+  StatusOr<std::vector<Tensor>> outputs() override { return lastOutputs_; }
 
   StatusOr<StepMetrics> metrics() override { return last_; }
 
@@ -106,6 +109,7 @@ private:
   std::optional<cpu::Interpreter<float>> forward_;
   std::vector<Tensor> inputs_;
   std::vector<int64_t> feedback_;
+  std::vector<Tensor> lastOutputs_;
   StepMetrics last_;
   GuardStatus guard_;
 };

@@ -129,6 +129,37 @@ public:
     return StepMetrics{v[0], v[1], v[2]};
   }
 
+  StatusOr<std::vector<Tensor>> outputs() override {
+    const cpu::Function &fn = step_->function();
+    Status synced = sync("the training step");
+    if (!synced.ok())
+      return synced;
+    std::vector<Tensor> outs(fn.outputs.size());
+    for (size_t k = 0; k < fn.outputs.size(); ++k) {
+      const cpu::ValueInfo &info = fn.values[fn.outputs[k].value];
+      Tensor &t = outs[k];
+      t.type = info.type;
+      t.shape = info.shape;
+      if (!cpu::isFloatType(info.type))
+        continue;
+      std::vector<uint8_t> bytes(size_t(info.numel) * cuda::elementBytes(info.type));
+      HALO_CU_RETURN_IF_ERROR(driver(), cuMemcpyDtoH(bytes.data(),
+                                                     step_->valuePointer(fn.outputs[k].value),
+                                                     bytes.size()));
+      t.data.resize(size_t(info.numel));
+      for (size_t i = 0; i < t.data.size(); ++i) {
+        if (info.type == ElementType::F32) {
+          std::memcpy(&t.data[i], &bytes[4 * i], 4);
+        } else {
+          uint16_t b;
+          std::memcpy(&b, &bytes[2 * i], 2);
+          t.data[i] = numerics::bf16ToFloat(b);
+        }
+      }
+    }
+    return outs;
+  }
+
   StatusOr<GuardStatus> guard() override {
     StatusOr<cuda::GuardReport> r = step_->readGuard(stream_);
     if (!r.ok())

@@ -69,7 +69,8 @@ private:
   Status saveCheckpoint(const std::string &dir, int64_t step);
   Status evaluate(int64_t step);
   Status checkGuard(int64_t step);
-  Status dumpStep(int64_t step);
+  Status dumpStep(int64_t step, const std::vector<int32_t> &tokens,
+                  const std::vector<int32_t> &targets);
   Status record(const nlohmann::ordered_json &line);
 
   const TrainOptions &o_;
@@ -321,17 +322,16 @@ Status Trainer::evaluate(int64_t step) {
   return record(line);
 }
 
-/// --dump-step: the first step's inputs and gradients on the oracle,
-/// self-describing (the model file rides in the metadata) so that
-/// scripts/torch_reference.py can recompute them with PyTorch.
-Status Trainer::dumpStep(int64_t step) {
-  int64_t tok = fn_.findInput("tokens"), tgt = fn_.findInput("targets"), stp = fn_.findInput("step");
+/// --dump-step: the first step's parameters, batch, loss and gradients as
+/// the backend computed them, self-describing (the model file rides in the
+/// metadata) so that scripts/torch_reference.py can recompute them with
+/// PyTorch. state_ still holds the parameters the step started from.
+Status Trainer::dumpStep(int64_t step, const std::vector<int32_t> &tokens,
+                         const std::vector<int32_t> &targets) {
   std::vector<Tensor> inputs = state_;
-  HALO_RETURN_IF_ERROR(split_->train.fillBatch(batch_, seq_, seed_, uint64_t(step),
-                                               inputs[tok].ints.data(), inputs[tgt].ints.data()));
-  inputs[stp].ints[0] = int32_t(step);
-  cpu::Interpreter<float> oracle(fn_, cpu::InterpreterOptions{o_.exact});
-  StatusOr<std::vector<Tensor>> outs = oracle.run(inputs);
+  inputs[fn_.findInput("tokens")].ints = tokens;
+  inputs[fn_.findInput("targets")].ints = targets;
+  StatusOr<std::vector<Tensor>> outs = backend_->outputs();
   if (!outs.ok())
     return outs.status();
   std::vector<io::TensorBytes> tensors;
@@ -406,8 +406,6 @@ Status Trainer::run() {
     return Status::error(fmt::format("--resume: the checkpoint is at step {}, nothing left of {} "
                                      "steps; hint: raise --steps",
                                      firstStep_ - 1, steps_));
-  if (!o_.dumpStep.empty())
-    HALO_RETURN_IF_ERROR(dumpStep(firstStep_));
   double flops = trainingFlopsPerStep(cfg_);
   using Clock = std::chrono::steady_clock;
   Clock::time_point start = Clock::now(), intervalStart = start;
@@ -417,6 +415,8 @@ Status Trainer::run() {
     HALO_RETURN_IF_ERROR(split_->train.fillBatch(batch_, seq_, seed_, uint64_t(s), tokens.data(),
                                                  targets.data()));
     HALO_RETURN_IF_ERROR(backend_->step(s, tokens, targets));
+    if (s == firstStep_ && !o_.dumpStep.empty())
+      HALO_RETURN_IF_ERROR(dumpStep(s, tokens, targets));
     ++intervalSteps;
     bool logged = s == firstStep_ || s % o_.logEvery == 0 || s == steps_;
     if (logged) {

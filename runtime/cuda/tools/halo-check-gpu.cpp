@@ -49,6 +49,11 @@ constexpr double kBf16Tol = 1e-2;
 // f32 results (GEMMs into f32, reductions, embedding_grad's atomics) differ by
 // summation order only: ~sqrt(K) 2^-24, far below this.
 constexpr double kF32Tol = 1e-4;
+// Except FP8 GEMMs: Hopper's FP8 tensor cores keep fewer accumulator bits
+// than FP32 between promotions (cuBLASLt without fast accumulation still
+// promotes only every few k-blocks; DeepSeek-V3 section 3.3.2 measures ~14
+// bits); measured on an H100: 2.7e-4 for the f32 weight gradients.
+constexpr double kFp8GemmF32Tol = 1e-3;
 // Hadamard+quantize is bit-exact on identical inputs, but a reordered f32 sum
 // may still move a value across a rounding midpoint: a few codes, one step.
 constexpr double kCodesTol = 1e-3;
@@ -83,7 +88,7 @@ Options:
   --help           show this text
 
 Tolerances (docs/validation.md): per kernel, rel L2 of bf16 outputs <= 1e-2,
-f32 <= 1e-4, scales <= 1e-6, 8-bit codes: <= 1e-3 differ, by one step at most;
+f32 <= 1e-4 (FP8 GEMMs 1e-3), scales <= 1e-6, 8-bit codes: <= 1e-3 differ, by one step at most;
 whole steps: loss rel <= 2e-2 and grad norm rel <= 5e-2 per step, gradients
 rel L2 <= 1e-1 at step 1, parameters rel L2 <= 3e-2 after N steps.
 )";
@@ -485,14 +490,19 @@ Status checkStep(Gpu &gpu, cuda::CudaFunction &f, size_t i, const std::set<int64
     StatusOr<Tensor> got = gpu.download(f, outs[k]);
     if (!got.ok())
       return got.status();
-    Diff d = compare(*got, (*expected)[k], m, kMetricTols[int(m)]);
+    double tol = kMetricTols[int(m)];
+    if (m == Metric::F32 && s.kernel.empty() &&
+        fn.ops[s.firstOp].kind == cpu::OpKind::QMatmul &&
+        fn.values[fn.ops[s.firstOp].operands[0]].type == ElementType::F8E4M3FN)
+      tol = kFp8GemmF32Tol;
+    Diff d = compare(*got, (*expected)[k], m, tol);
     Diff &w = group.worst[m];
     w.error = worse(w.error, d.error);
     w.maxAbs = worse(w.maxAbs, d.maxAbs);
     record["pass"] = record["pass"].get<bool>() && d.pass;
     record["outputs"].push_back({{"value", outs[k]}, {"type", cpu::toString(type)},
                                  {"metric", kMetricNames[int(m)]}, {"error", d.error},
-                                 {"max_abs", d.maxAbs}, {"tol", kMetricTols[int(m)]},
+                                 {"max_abs", d.maxAbs}, {"tol", tol},
                                  {"pass", d.pass}});
   }
   return Status::success();
