@@ -10,6 +10,7 @@
 #include "runtime/cuda/exec/CudaExecutor.h"
 
 #include "runtime/cuda/Nvrtc.h"
+#include "runtime/cuda/exec/TensorCoreAttention.h"
 #include "runtime/numerics/Float8.h"
 
 #include <fmt/format.h>
@@ -19,6 +20,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <optional>
 
 namespace halo::cuda {
@@ -162,7 +164,7 @@ StatusOr<CUfunction> CudaModules::function(const std::string &name,
 //===----------------------------------------------------------------------===//
 
 struct CudaFunction::Command {
-  enum class Kind { Launch, Gemm, Memset } kind = Kind::Launch;
+  enum class Kind { Launch, Gemm, Memset, Custom } kind = Kind::Launch;
   std::string what; ///< "kernel <name> launch <entry>", for errors.
   // Launch
   CUfunction function = nullptr;
@@ -175,6 +177,8 @@ struct CudaFunction::Command {
   // Memset
   CUdeviceptr pointer = 0;
   size_t bytes = 0;
+  // Custom: enqueues its work on the stream (no allocation, no sync).
+  std::function<Status(CUstream)> custom;
 };
 
 struct CudaFunction::Step {
@@ -550,6 +554,17 @@ Status CudaFunction::bindKernel(const cpu::ScheduleStep &s, const cpu::CudaKerne
                                      s.kernel, kind));
   }
   HALO_RETURN_IF_ERROR(failed);
+  if ((kind == "attention" || kind == "attention_grad") && TensorCoreAttention::enabled()) {
+    // BF16 activations and an F32 lse only; anything else keeps the
+    // generated kernels.
+    bool grad = kind == "attention_grad", bf16 = true;
+    auto lse = grad ? first->operands[4] : first->results[1];
+    for (const auto *list : {&first->operands, &first->results})
+      for (int64_t v : *list)
+        bf16 &= function_.values[v].type == (v == lse ? ElementType::F32 : ElementType::BF16);
+    if (bf16)
+      return bindTensorCoreAttention(*first, names, out);
+  }
 
   for (const std::string &m : memsets) {
     Command c;
@@ -653,6 +668,47 @@ Status CudaFunction::bindKernel(const cpu::ScheduleStep &s, const cpu::CudaKerne
   return Status::success();
 }
 
+Status CudaFunction::bindTensorCoreAttention(const cpu::Op &op,
+                                             std::map<std::string, CUdeviceptr> &names,
+                                             Step &out) {
+  const cpu::OpAttrs &a = op.attrs;
+  AttentionShape shape{a.batch, a.seqLen, a.numHeads, a.numKvHeads, a.headDim};
+  bool grad = op.kind == OpKind::AttentionGrad;
+  TensorCoreAttention *engine = nullptr;
+  size_t before = 0;
+  for (auto &e : attention_)
+    if (e->shape() == shape) {
+      engine = e.get();
+      before = engine->deviceBytes();
+    }
+  if (!engine) {
+    StatusOr<std::unique_ptr<TensorCoreAttention>> created =
+        TensorCoreAttention::create(*context_, shape);
+    if (!created.ok())
+      return created.status();
+    engine = created->get();
+    attention_.push_back(std::move(*created));
+  }
+  if (grad)
+    HALO_RETURN_IF_ERROR(engine->enableBackward());
+  deviceBytes_ += engine->deviceBytes() - before;
+  Command c;
+  c.kind = Command::Kind::Custom;
+  c.what = fmt::format("tensor-core {} ({})", grad ? "attention_grad" : "attention", op.loc);
+  if (grad) {
+    TensorCoreAttention::BackwardArgs args{names["q"],    names["k"],  names["v"],
+                                           names["out"],  names["lse"], names["dout"],
+                                           names["dq"],   names["dk"], names["dv"]};
+    c.custom = [engine, args](CUstream stream) { return engine->backward(args, stream); };
+  } else {
+    TensorCoreAttention::ForwardArgs args{names["q"], names["k"], names["v"], names["out"],
+                                          names["lse"]};
+    c.custom = [engine, args](CUstream stream) { return engine->forward(args, stream); };
+  }
+  out.commands.push_back(std::move(c));
+  return Status::success();
+}
+
 //===----------------------------------------------------------------------===//
 // Running
 //===----------------------------------------------------------------------===//
@@ -670,6 +726,12 @@ Status CudaFunction::runSteps(size_t first, size_t last, CUstream stream) {
       case Command::Kind::Memset:
         r = d.cuMemsetD8Async(c.pointer, 0, c.bytes, stream);
         break;
+      case Command::Kind::Custom: {
+        Status s = c.custom(stream);
+        if (!s.ok())
+          return Status::error(c.what + ": " + s.message());
+        break;
+      }
       case Command::Kind::Gemm: {
         Status s = gemms_->run(c.desc, c.operands, stream);
         if (!s.ok())

@@ -38,6 +38,8 @@
 
 namespace halo::cuda {
 
+class TensorCoreAttention;
+
 /// Bytes of one element of `type` on the device.
 size_t elementBytes(cpu::ElementType type);
 
@@ -131,6 +133,10 @@ private:
                     const CudaModules &modules, Step &out);
   Status bindGemm(const cpu::Op &op, Step &out);
   Status addGuard(const CudaModules &modules);
+  /// HALO_ATTENTION=tensorcore: one Custom command running attention(_grad)
+  /// through TensorCoreAttention instead of the generated kernels.
+  Status bindTensorCoreAttention(const cpu::Op &op, std::map<std::string, CUdeviceptr> &names,
+                                 Step &out);
 
   const CudaContext *context_;
   GemmEngine *gemms_;
@@ -142,6 +148,9 @@ private:
   std::vector<Step> steps_;
   std::vector<std::string> normTensors_;
   std::unique_ptr<CudaModule> guardModule_;
+  /// Tensor-core attention engines, one per attention shape (shared by the
+  /// layers and by forward and backward: one stream, never overlapping).
+  std::vector<std::unique_ptr<TensorCoreAttention>> attention_;
   CUgraph graph_ = nullptr;
   CUgraphExec graphExec_ = nullptr;
 };
