@@ -133,8 +133,9 @@ private:
                     const CudaModules &modules, Step &out);
   Status bindGemm(const cpu::Op &op, Step &out);
   Status addGuard(const CudaModules &modules);
-  /// HALO_ATTENTION=tensorcore: one Custom command running attention(_grad)
-  /// through TensorCoreAttention instead of the generated kernels.
+  /// One Custom command running attention(_grad) through
+  /// TensorCoreAttention instead of the generated kernels (unless
+  /// HALO_ATTENTION=cuda-core).
   Status bindTensorCoreAttention(const cpu::Op &op, std::map<std::string, CUdeviceptr> &names,
                                  Step &out);
 

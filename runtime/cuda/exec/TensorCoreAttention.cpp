@@ -286,8 +286,10 @@ struct TensorCoreAttention::Impl {
 
 bool TensorCoreAttention::enabled() {
   static const bool on = [] {
+    // The default since it was validated on an H100 (docs/validation.md);
+    // HALO_ATTENTION=cuda-core selects the generated flash kernels.
     const char *v = std::getenv("HALO_ATTENTION");
-    return v && std::string(v) == "tensorcore";
+    return !(v && std::string(v) == "cuda-core");
   }();
   return on;
 }

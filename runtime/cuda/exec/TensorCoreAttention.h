@@ -55,7 +55,7 @@ struct AttentionShape {
 
 class TensorCoreAttention {
 public:
-  /// True when HALO_ATTENTION=tensorcore.
+  /// True unless HALO_ATTENTION=cuda-core.
   static bool enabled();
 
   static StatusOr<std::unique_ptr<TensorCoreAttention>> create(const CudaContext &context,
