@@ -33,6 +33,10 @@ Status ltCheck(cublasStatus_t status, const char *call, int line) {
 #define HALO_TCA_LT(expr) HALO_RETURN_IF_ERROR(ltCheck((expr), #expr, __LINE__))
 
 constexpr int kThreads = 256;
+/// Query chunks per unit when S allows it (S % kChunks == 0 and S / kChunks a
+/// multiple of kChunkAlign); otherwise one chunk (the full S x S scores).
+constexpr int kChunks = 4;
+constexpr int64_t kChunkAlign = 64;
 
 constexpr const char *kSource = R"(
 #include <cuda_bf16.h>
@@ -58,12 +62,14 @@ __device__ __forceinline__ float blockSum(float x, float* red) {
   return s;
 }
 
-// One block per (query row s, kv head g) of unit (b, j): scores row
-// s_[(g*S + s)*S + c] (already scaled) -> P (BF16, zero for c > s), lse.
+// One block per (query row s = row0 + blockIdx.x, kv head g) of one query
+// chunk of unit (b, j): scores row s_[(g*S + s)*S + c], c < n (already
+// scaled; n = the chunk's key count > s) -> P[.., c < n] (BF16, zero for
+// s < c < n), lse. Entries c >= n are neither read nor written.
 extern "C" __global__ void __launch_bounds__(NT)
 halo_tca_softmax(const float* s_, __nv_bfloat16* p, float* lse, int S, int H, int grp, int j,
-                 int b) {
-  const int row = blockIdx.x, g = blockIdx.y, h = g * grp + j;
+                 int b, int row0, int n) {
+  const int row = row0 + blockIdx.x, g = blockIdx.y, h = g * grp + j;
   const size_t base = ((size_t)g * S + row) * S;
   const float* x = s_ + base;
   float m = NEG_INF, l = 0.0f;
@@ -92,18 +98,20 @@ halo_tca_softmax(const float* s_, __nv_bfloat16* p, float* lse, int S, int H, in
   if (threadIdx.x == 0)
     lse[((size_t)b * H + h) * S + row] = L;
   __nv_bfloat16* out = p + base;
-  for (int c = threadIdx.x; c < S; c += NT)
+  for (int c = threadIdx.x; c < n; c += NT)
     out[c] = __float2bfloat16(c <= row ? expf(x[c] - L) : 0.0f);
 }
 
-// Backward, one block per (row s, kv head g) of unit (b, j): P from the
-// recomputed scaled scores and lse; delta = dout . out of the row;
-// dS = P (dP - delta). Writes P and dS in BF16 (zero for c > s).
+// Backward, one block per (row s = row0 + blockIdx.x, kv head g) of one
+// query chunk of unit (b, j): P from the recomputed scaled scores and lse;
+// delta = dout . out of the row; dS = P (dP - delta). Writes P and dS in
+// BF16 for keys c < n (zero for s < c < n); c >= n untouched.
 extern "C" __global__ void __launch_bounds__(NT)
 halo_tca_dsoftmax(const float* s_, const float* dp, const __nv_bfloat16* out,
                   const __nv_bfloat16* dout, const float* lse, __nv_bfloat16* p,
-                  __nv_bfloat16* ds, int S, int H, int grp, int j, int b, int hd) {
-  const int row = blockIdx.x, g = blockIdx.y, h = g * grp + j;
+                  __nv_bfloat16* ds, int S, int H, int grp, int j, int b, int hd, int row0,
+                  int n) {
+  const int row = row0 + blockIdx.x, g = blockIdx.y, h = g * grp + j;
   const size_t base = ((size_t)g * S + row) * S;
   const size_t off = ((size_t)b * S + row) * (size_t)H * hd + (size_t)h * hd;
   __shared__ float red[NT / 32];
@@ -112,7 +120,7 @@ halo_tca_dsoftmax(const float* s_, const float* dp, const __nv_bfloat16* out,
     acc += __bfloat162float(dout[off + d]) * __bfloat162float(out[off + d]);
   const float delta = blockSum(acc, red);
   const float L = lse[((size_t)b * H + h) * S + row];
-  for (int c = threadIdx.x; c < S; c += NT) {
+  for (int c = threadIdx.x; c < n; c += NT) {
     float pv = 0.0f, dsv = 0.0f;
     if (c <= row) {
       pv = expf(s_[base + c] - L);
@@ -183,10 +191,14 @@ struct TensorCoreAttention::Impl {
   size_t workspaceBytes = size_t(32) << 20;
   std::optional<CudaModule> module;
   CUfunction softmax = nullptr, dsoftmax = nullptr, toBf16 = nullptr;
-  /// scores: C[S', S] (FP32) = A^T B, A = K-like [hd x S'], B = Q-like [hd x S].
-  /// pv:     C[hd, S] (BF16, Q-like) = A B, A = V-like, B = P-like [S' x S].
-  /// grad:   C[hd, S'] (FP32, K-like) = A B^T, A = Q-like, B = P-like.
-  Matmul scores, pv, grad;
+  /// Query chunks: chunk c holds queries [c*L, (c+1)*L), L = S / chunks, and
+  /// needs keys [0, n_c), n_c = (c+1)*L. One plan per chunk and GEMM kind:
+  /// scores: C[n_c, L] (FP32, ld S) = A^T B, A = K-like [hd x n_c], B = Q-like [hd x L].
+  /// pv:     C[hd, L] (BF16, Q-like) = A B, A = V-like [hd x n_c], B = P-like [n_c x L].
+  /// grad:   C[hd, n_c] (FP32, K-like) = A B^T, A = Q-like [hd x L], B = P-like.
+  int chunks = 1;
+  int64_t chunkRows = 0; ///< L
+  Matmul scores[kChunks], pv[kChunks], grad[kChunks];
   bool backwardReady = false;
 
   ~Impl() {
@@ -205,17 +217,22 @@ struct TensorCoreAttention::Impl {
     return p;
   }
 
-  LayoutSpec qLike(cudaDataType_t t) const {
+  /// Keys needed by query chunk c.
+  int64_t keys(int c) const { return (c + 1) * chunkRows; }
+  /// `cols` query rows of the Q-like buffers (q, out, dout, dq).
+  LayoutSpec qLike(cudaDataType_t t, int64_t cols) const {
     const AttentionShape &d = shape;
-    return {t, uint64_t(d.hd), uint64_t(d.S), d.H * d.hd, int32_t(d.KV), grp * d.hd};
+    return {t, uint64_t(d.hd), uint64_t(cols), d.H * d.hd, int32_t(d.KV), grp * d.hd};
   }
-  LayoutSpec kvLike(cudaDataType_t t) const {
+  /// The first `cols` key rows of the K-like buffers (k, v, dk32, dv32).
+  LayoutSpec kvLike(cudaDataType_t t, int64_t cols) const {
     const AttentionShape &d = shape;
-    return {t, uint64_t(d.hd), uint64_t(d.S), d.KV * d.hd, int32_t(d.KV), d.hd};
+    return {t, uint64_t(d.hd), uint64_t(cols), d.KV * d.hd, int32_t(d.KV), d.hd};
   }
-  LayoutSpec square(cudaDataType_t t) const {
+  /// A [rows keys x cols queries] sub-block of the [KV, S, S] score buffers.
+  LayoutSpec square(cudaDataType_t t, int64_t rows, int64_t cols) const {
     const AttentionShape &d = shape;
-    return {t, uint64_t(d.S), uint64_t(d.S), d.S, int32_t(d.KV), d.S * d.S};
+    return {t, uint64_t(rows), uint64_t(cols), d.S, int32_t(d.KV), d.S * d.S};
   }
 
   Status plan(Matmul &m, bool transA, bool transB, const LayoutSpec &a, const LayoutSpec &b,
@@ -311,6 +328,8 @@ TensorCoreAttention::create(const CudaContext &context, const AttentionShape &sh
   if (d.B <= 0 || d.S <= 0 || d.KV <= 0 || d.hd <= 0 || d.H % d.KV != 0)
     return Status::error("tensor-core attention: bad shape");
   m.grp = d.H / d.KV;
+  m.chunks = d.S % kChunks == 0 && (d.S / kChunks) % kChunkAlign == 0 ? kChunks : 1;
+  m.chunkRows = d.S / m.chunks;
   m.scale = float(1.0 / std::sqrt(double(d.hd)));
   // Every q/k/v/out offset is a multiple of hd BF16 elements.
   size_t hdBytes = size_t(d.hd) * 2;
@@ -349,10 +368,13 @@ TensorCoreAttention::create(const CudaContext &context, const AttentionShape &sh
     return p.status();
   m.p16 = *p;
 
-  HALO_RETURN_IF_ERROR(m.plan(m.scores, true, false, m.kvLike(CUDA_R_16BF), m.qLike(CUDA_R_16BF),
-                              m.square(CUDA_R_32F), "scores"));
-  HALO_RETURN_IF_ERROR(m.plan(m.pv, false, false, m.kvLike(CUDA_R_16BF), m.square(CUDA_R_16BF),
-                              m.qLike(CUDA_R_16BF), "P V"));
+  for (int c = 0; c < m.chunks; ++c) {
+    int64_t n = m.keys(c), L = m.chunkRows;
+    HALO_RETURN_IF_ERROR(m.plan(m.scores[c], true, false, m.kvLike(CUDA_R_16BF, n),
+                                m.qLike(CUDA_R_16BF, L), m.square(CUDA_R_32F, n, L), "scores"));
+    HALO_RETURN_IF_ERROR(m.plan(m.pv[c], false, false, m.kvLike(CUDA_R_16BF, n),
+                                m.square(CUDA_R_16BF, n, L), m.qLike(CUDA_R_16BF, L), "P V"));
+  }
   return std::unique_ptr<TensorCoreAttention>(new TensorCoreAttention(std::move(impl)));
 }
 
@@ -376,8 +398,11 @@ Status TensorCoreAttention::enableBackward() {
   if (!(p = m.allocate(kvElems * 4)).ok())
     return p.status();
   m.dv32 = *p;
-  HALO_RETURN_IF_ERROR(m.plan(m.grad, false, true, m.qLike(CUDA_R_16BF), m.square(CUDA_R_16BF),
-                              m.kvLike(CUDA_R_32F), "dK/dV"));
+  for (int c = 0; c < m.chunks; ++c) {
+    int64_t n = m.keys(c), L = m.chunkRows;
+    HALO_RETURN_IF_ERROR(m.plan(m.grad[c], false, true, m.qLike(CUDA_R_16BF, L),
+                                m.square(CUDA_R_16BF, n, L), m.kvLike(CUDA_R_32F, n), "dK/dV"));
+  }
   m.backwardReady = true;
   return Status::success();
 }
@@ -387,17 +412,25 @@ Status TensorCoreAttention::forward(const ForwardArgs &a, CUstream stream) {
   const AttentionShape &d = m.shape;
   HALO_RETURN_IF_ERROR(m.checkAligned({a.q, a.k, a.v, a.out}));
   int S = int(d.S), H = int(d.H), grp = int(m.grp);
+  const int64_t L = m.chunkRows;
   for (int64_t b = 0; b < d.B; ++b) {
     CUdeviceptr kb = a.k + CUdeviceptr(b * d.S * d.KV * d.hd * 2);
     CUdeviceptr vb = a.v + CUdeviceptr(b * d.S * d.KV * d.hd * 2);
     for (int j = 0; j < grp; ++j) {
-      CUdeviceptr qOff = CUdeviceptr((b * d.S * d.H + j) * d.hd * 2);
-      HALO_RETURN_IF_ERROR(m.matmul(m.scores, m.scale, kb, a.q + qOff, 0.0f, m.s32, stream));
-      int jj = j, bb = int(b);
-      CUdeviceptr s32 = m.s32, p16 = m.p16, lse = a.lse;
-      void *args[] = {&s32, &p16, &lse, &S, &H, &grp, &jj, &bb};
-      HALO_RETURN_IF_ERROR(m.launch(m.softmax, unsigned(d.S), unsigned(d.KV), args, stream));
-      HALO_RETURN_IF_ERROR(m.matmul(m.pv, 1.0f, vb, m.p16, 0.0f, a.out + qOff, stream));
+      for (int c = 0; c < m.chunks; ++c) {
+        // Query rows [q0, q0 + L) against keys [0, n).
+        const int64_t q0 = c * L;
+        CUdeviceptr qOff = CUdeviceptr(((b * d.S + q0) * d.H + j) * d.hd * 2);
+        CUdeviceptr sOff = CUdeviceptr(q0 * d.S); // elements
+        CUdeviceptr s32 = m.s32 + sOff * 4, p16 = m.p16 + sOff * 2, lse = a.lse;
+        HALO_RETURN_IF_ERROR(m.matmul(m.scores[c], m.scale, kb, a.q + qOff, 0.0f, s32, stream));
+        int jj = j, bb = int(b), row0 = int(q0), n = int(m.keys(c));
+        // The kernel indexes the whole [KV, S, S] buffers by absolute row.
+        CUdeviceptr s32All = m.s32, p16All = m.p16;
+        void *args[] = {&s32All, &p16All, &lse, &S, &H, &grp, &jj, &bb, &row0, &n};
+        HALO_RETURN_IF_ERROR(m.launch(m.softmax, unsigned(L), unsigned(d.KV), args, stream));
+        HALO_RETURN_IF_ERROR(m.matmul(m.pv[c], 1.0f, vb, p16, 0.0f, a.out + qOff, stream));
+      }
     }
   }
   return Status::success();
@@ -410,24 +443,38 @@ Status TensorCoreAttention::backward(const BackwardArgs &a, CUstream stream) {
   const AttentionShape &d = m.shape;
   HALO_RETURN_IF_ERROR(m.checkAligned({a.q, a.k, a.v, a.out, a.dout, a.dq, a.dk, a.dv}));
   int S = int(d.S), H = int(d.H), grp = int(m.grp), hd = int(d.hd);
+  const int64_t L = m.chunkRows;
+  // dK/dV sum over group members and query chunks, and chunk c only reaches
+  // keys [0, n_c): zero the FP32 accumulators, then always accumulate.
+  size_t kvBytes = size_t(d.B) * d.S * d.KV * d.hd * 4;
+  HALO_CU_RETURN_IF_ERROR(*m.driver, cuMemsetD8Async(m.dk32, 0, kvBytes, stream));
+  HALO_CU_RETURN_IF_ERROR(*m.driver, cuMemsetD8Async(m.dv32, 0, kvBytes, stream));
   for (int64_t b = 0; b < d.B; ++b) {
     CUdeviceptr kvOff = CUdeviceptr(b * d.S * d.KV * d.hd);
     CUdeviceptr kb = a.k + kvOff * 2, vb = a.v + kvOff * 2;
     CUdeviceptr dk32 = m.dk32 + kvOff * 4, dv32 = m.dv32 + kvOff * 4;
     for (int j = 0; j < grp; ++j) {
-      CUdeviceptr qOff = CUdeviceptr((b * d.S * d.H + j) * d.hd * 2);
-      float beta = j == 0 ? 0.0f : 1.0f;
-      HALO_RETURN_IF_ERROR(m.matmul(m.scores, m.scale, kb, a.q + qOff, 0.0f, m.s32, stream));
-      HALO_RETURN_IF_ERROR(m.matmul(m.scores, 1.0f, vb, a.dout + qOff, 0.0f, m.dp32, stream));
-      int jj = j, bb = int(b);
-      CUdeviceptr s32 = m.s32, dp32 = m.dp32, out = a.out, dout = a.dout, lse = a.lse,
-                  p16 = m.p16, ds16 = m.ds16;
-      void *args[] = {&s32, &dp32, &out, &dout, &lse, &p16, &ds16, &S, &H, &grp, &jj, &bb, &hd};
-      HALO_RETURN_IF_ERROR(m.launch(m.dsoftmax, unsigned(d.S), unsigned(d.KV), args, stream));
-      // dV_g += P_j^T dO_j; dK_g += scale dS_j^T Q_j; dQ_j = scale dS_j K_g.
-      HALO_RETURN_IF_ERROR(m.matmul(m.grad, 1.0f, a.dout + qOff, m.p16, beta, dv32, stream));
-      HALO_RETURN_IF_ERROR(m.matmul(m.grad, m.scale, a.q + qOff, m.ds16, beta, dk32, stream));
-      HALO_RETURN_IF_ERROR(m.matmul(m.pv, m.scale, kb, m.ds16, 0.0f, a.dq + qOff, stream));
+      for (int c = 0; c < m.chunks; ++c) {
+        const int64_t q0 = c * L;
+        CUdeviceptr qOff = CUdeviceptr(((b * d.S + q0) * d.H + j) * d.hd * 2);
+        CUdeviceptr sOff = CUdeviceptr(q0 * d.S); // elements
+        CUdeviceptr s32c = m.s32 + sOff * 4, dp32c = m.dp32 + sOff * 4;
+        CUdeviceptr p16c = m.p16 + sOff * 2, ds16c = m.ds16 + sOff * 2;
+        HALO_RETURN_IF_ERROR(
+            m.matmul(m.scores[c], m.scale, kb, a.q + qOff, 0.0f, s32c, stream));
+        HALO_RETURN_IF_ERROR(m.matmul(m.scores[c], 1.0f, vb, a.dout + qOff, 0.0f, dp32c, stream));
+        int jj = j, bb = int(b), row0 = int(q0), n = int(m.keys(c));
+        CUdeviceptr s32 = m.s32, dp32 = m.dp32, out = a.out, dout = a.dout, lse = a.lse,
+                    p16 = m.p16, ds16 = m.ds16;
+        void *args[] = {&s32, &dp32, &out, &dout, &lse, &p16,  &ds16,
+                        &S,   &H,    &grp, &jj,   &bb,  &hd,   &row0, &n};
+        HALO_RETURN_IF_ERROR(m.launch(m.dsoftmax, unsigned(L), unsigned(d.KV), args, stream));
+        // dV_g[:n] += P_jc^T dO_jc; dK_g[:n] += scale dS_jc^T Q_jc;
+        // dQ_jc = scale dS_jc K_g[:n].
+        HALO_RETURN_IF_ERROR(m.matmul(m.grad[c], 1.0f, a.dout + qOff, p16c, 1.0f, dv32, stream));
+        HALO_RETURN_IF_ERROR(m.matmul(m.grad[c], m.scale, a.q + qOff, ds16c, 1.0f, dk32, stream));
+        HALO_RETURN_IF_ERROR(m.matmul(m.pv[c], m.scale, kb, ds16c, 0.0f, a.dq + qOff, stream));
+      }
     }
   }
   unsigned long long n = (unsigned long long)(d.B * d.S * d.KV * d.hd);

@@ -7,11 +7,21 @@
 // (docs/program-format.md): q [T, H*hd], k/v [T, KV*hd], out [T, H*hd] BF16,
 // lse[(b*H + h)*S + s] FP32, query head h reads kv head h / (H/KV).
 //
-// Work unit: (batch element b, group member j). The query heads
-// h = g*grp + j, g in [0, KV), are one strided batch of KV matrices (Q head
-// offset (g*grp + j)*hd in a token row, batch stride grp*hd; K/V head offset
-// g*hd, batch stride hd), so each GEMM of a unit is one cublasLtMatmul with
-// batch count KV. Scores of a unit: [KV, S, S], reused unit after unit.
+// Work unit: (batch element b, group member j, query chunk c). The query
+// heads h = g*grp + j, g in [0, KV), are one strided batch of KV matrices (Q
+// head offset (g*grp + j)*hd in a token row, batch stride grp*hd; K/V head
+// offset g*hd, batch stride hd), so each GEMM of a unit is one cublasLtMatmul
+// with batch count KV. Scores of a (b, j): [KV, S, S] FP32, reused.
+//
+// Causal chunks: the queries are split into C chunks of L = S/C rows (C = 4
+// when S % 4 == 0 and L % 64 == 0, else C = 1, the full square). Chunk c
+// (queries [cL, (c+1)L)) only needs keys [0, n_c), n_c = (c+1)L, so its
+// GEMMs run on the [n_c keys x L queries] sub-block at row cL of the score
+// buffers (pointer offsets, leading dimension S unchanged) and on Q/O/dO/dQ
+// rows [cL, (c+1)L); the kernels touch keys c' < n_c only, writing P/dS = 0
+// for s < c' < n_c. With C = 4 the GEMMs do 10/16 of the full square's work
+// (the causal lower half plus the diagonal blocks). One cuBLASLt plan per
+// chunk and GEMM kind (all made in create()/enableBackward()).
 //
 // Layouts: cuBLASLt sees the row-major buffers column-major (the row-major
 // X [r, c] with leading dimension ld is the column-major X^T [c, r], ld):
@@ -19,18 +29,20 @@
 //             O^T  = V^T P^T    (NN, BF16 out)
 //   backward  S, and dP^T = V dO^T (TN), then the dsoftmax kernel writes P and
 //             dS = P (dP - delta) in BF16;
-//             dV^T += dO^T P    (NT, FP32 accumulators, beta = 1 after j = 0)
+//             dV^T += dO^T P    (NT, FP32 accumulators, beta = 1)
 //             dK^T += scale Q^T dS (NT, likewise)
 //             dQ^T  = scale K^T dS^T (NN, BF16 out)
-//   and one kernel converts the dK/dV accumulators to BF16.
-// The full S x S score matrix is computed (the causal upper half is wasted:
-// about 2x the needed FLOPs); accepted for now.
+//   dK/dV sum over group members and query chunks (chunk c reaches keys
+//   [0, n_c) only): the FP32 accumulators are zeroed (cuMemsetD8Async) at the
+//   start of backward(), and one kernel converts them to BF16 at the end.
 //
 // Memory (one instance serves every attention step of one shape in a
-// function, fwd and bwd): scores FP32 + P BF16 = 6 KV S^2 bytes for the
-// forward; plus dP FP32 + dS BF16 (another 6 KV S^2) and dK/dV FP32
-// accumulators (8 T KV hd) for the backward; plus a 32 MiB cuBLASLt
-// workspace. Llama-3-8B, S = 2048: 192 MiB fwd, 384 + 64 MiB with bwd.
+// function, fwd and bwd; the buffers stay full [KV, S, S] even with chunks,
+// only the lower block triangle is touched): scores FP32 + P BF16 =
+// 6 KV S^2 bytes for the forward; plus dP FP32 + dS BF16 (another 6 KV S^2)
+// and dK/dV FP32 accumulators (8 T KV hd) for the backward; plus a 32 MiB
+// cuBLASLt workspace. Llama-3-8B, S = 2048: 192 MiB fwd, 384 + 64 MiB with
+// bwd.
 //
 // CUDA graphs: create()/enableBackward() do all allocation, compilation and
 // heuristic queries; forward()/backward() only enqueue on the stream.
