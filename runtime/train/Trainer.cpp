@@ -255,16 +255,14 @@ Status Trainer::setUp() {
 
   // The device: cuda when asked, or by default when a GPU is usable.
   BackendOptions bo{o_.exact, o_.evalEvery > 0};
-  if (o_.device == "cpu") {
-    backend_ = makeCpuBackend(p, bo);
+  if (o_.device == "cpu" || (o_.device.empty() && o_.exact)) {
+    backend_ = makeCpuBackend(p, bo); // --exact is the oracle's mode
   } else {
     StatusOr<std::unique_ptr<Backend>> cuda = makeCudaBackend(p, bo);
     if (cuda.ok())
       backend_ = std::move(*cuda);
     else if (o_.device == "cuda")
       return Status::error("--device cuda: " + cuda.status().message());
-    else if (o_.exact)
-      backend_ = makeCpuBackend(p, bo);
     else {
       fmt::print("note: no usable GPU ({}); running on the CPU\n", cuda.status().message());
       backend_ = makeCpuBackend(p, bo);

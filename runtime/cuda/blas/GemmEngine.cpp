@@ -10,6 +10,7 @@
 
 #include "runtime/cuda/Nvrtc.h"
 #include "runtime/cuda/blas/Epilogue.h"
+#include "runtime/cuda/blas/LtCommon.h"
 
 #include <cublasLt.h>
 #include <fmt/format.h>
@@ -23,7 +24,6 @@
 #include <vector>
 
 namespace halo::cuda {
-namespace {
 
 std::string ltStatusText(cublasStatus_t status) {
   const char *name = cublasLtGetStatusName(status);
@@ -47,8 +47,7 @@ Status ltCheck(cublasStatus_t status, const char *call, const char *file,
   return Status::error(std::move(message));
 }
 
-#define HALO_LT_RETURN_IF_ERROR(expr)                                          \
-  HALO_RETURN_IF_ERROR(ltCheck((expr), #expr, __FILE__, __LINE__))
+namespace {
 
 cudaDataType_t ltType(GemmType type) {
   switch (type) {
@@ -91,28 +90,6 @@ struct PlanKey {
                            d.accumulate, d.fastAccum, alignA, alignB, alignC);
   }
   bool operator<(const PlanKey &other) const { return tie() < other.tie(); }
-};
-
-/// RAII owners of the cuBLASLt descriptors.
-struct LtMatmul {
-  cublasLtMatmulDesc_t op = nullptr;
-  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
-  cublasLtMatmulAlgo_t algo{};
-  size_t workspace = 0;
-
-  LtMatmul() = default;
-  LtMatmul(const LtMatmul &) = delete;
-  LtMatmul &operator=(const LtMatmul &) = delete;
-  ~LtMatmul() {
-    if (a)
-      cublasLtMatrixLayoutDestroy(a);
-    if (b)
-      cublasLtMatrixLayoutDestroy(b);
-    if (c)
-      cublasLtMatrixLayoutDestroy(c);
-    if (op)
-      cublasLtMatmulDescDestroy(op);
-  }
 };
 
 struct Plan {

@@ -331,7 +331,7 @@ Status CudaFunction::prepare(const CudaModules &modules, const cpu::Program &pro
     if (!(p = pointerFor(b.value)).ok())
       return p.status();
   if (function_.findOutput("loss") >= 0 && function_.findInput("step") >= 0)
-    HALO_RETURN_IF_ERROR(addGuard(modules));
+    HALO_RETURN_IF_ERROR(addGuard());
   // Every GEMM plan made now, so that run() can be captured.
   for (const Step &s : steps_)
     for (const Command &c : s.commands)
@@ -343,7 +343,7 @@ Status CudaFunction::prepare(const CudaModules &modules, const cpu::Program &pro
   return Status::success();
 }
 
-Status CudaFunction::addGuard(const CudaModules &) {
+Status CudaFunction::addGuard() {
   CompileOptions options;
   options.arch = context_->info().arch();
   StatusOr<CompiledKernel> compiled = compileKernel({"halo_guard", kGuardSource, {}}, options);

@@ -132,7 +132,7 @@ private:
   Status bindKernel(const cpu::ScheduleStep &step, const cpu::CudaKernel &kernel,
                     const CudaModules &modules, Step &out);
   Status bindGemm(const cpu::Op &op, Step &out);
-  Status addGuard(const CudaModules &modules);
+  Status addGuard();
   /// One Custom command running attention(_grad) through
   /// TensorCoreAttention instead of the generated kernels (unless
   /// HALO_ATTENTION=cuda-core).

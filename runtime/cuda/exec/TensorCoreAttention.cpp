@@ -6,6 +6,7 @@
 #include "runtime/cuda/exec/TensorCoreAttention.h"
 
 #include "runtime/cuda/Nvrtc.h"
+#include "runtime/cuda/blas/LtCommon.h"
 
 #include <cublasLt.h>
 #include <fmt/format.h>
@@ -21,16 +22,6 @@
 
 namespace halo::cuda {
 namespace {
-
-Status ltCheck(cublasStatus_t status, const char *call, int line) {
-  if (status == CUBLAS_STATUS_SUCCESS)
-    return Status::success();
-  const char *name = cublasLtGetStatusName(status);
-  const char *text = cublasLtGetStatusString(status);
-  return Status::error(fmt::format("tensor-core attention: {} failed: {} ({}): {} [line {}]", call,
-                                   name ? name : "?", int(status), text ? text : "", line));
-}
-#define HALO_TCA_LT(expr) HALO_RETURN_IF_ERROR(ltCheck((expr), #expr, __LINE__))
 
 constexpr int kThreads = 256;
 /// Query chunks per unit when S allows it (S % kChunks == 0 and S / kChunks a
@@ -140,23 +131,7 @@ extern "C" __global__ void halo_tca_to_bf16(const float* x, __nv_bfloat16* y,
 )";
 
 /// One strided-batched cuBLASLt matmul: descriptor, layouts, algorithm.
-struct Matmul {
-  cublasLtMatmulDesc_t op = nullptr;
-  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
-  cublasLtMatmulAlgo_t algo{};
-  size_t workspace = 0;
-
-  Matmul() = default;
-  Matmul(const Matmul &) = delete;
-  Matmul &operator=(const Matmul &) = delete;
-  ~Matmul() {
-    for (cublasLtMatrixLayout_t l : {a, b, c})
-      if (l)
-        cublasLtMatrixLayoutDestroy(l);
-    if (op)
-      cublasLtMatmulDescDestroy(op);
-  }
-};
+using Matmul = LtMatmul;
 
 struct LayoutSpec {
   cudaDataType_t type;
@@ -167,10 +142,10 @@ struct LayoutSpec {
 };
 
 Status makeLayout(cublasLtMatrixLayout_t *layout, const LayoutSpec &s) {
-  HALO_TCA_LT(cublasLtMatrixLayoutCreate(layout, s.type, s.rows, s.cols, s.ld));
-  HALO_TCA_LT(cublasLtMatrixLayoutSetAttribute(*layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT,
+  HALO_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(layout, s.type, s.rows, s.cols, s.ld));
+  HALO_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutSetAttribute(*layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT,
                                                &s.batch, sizeof(s.batch)));
-  HALO_TCA_LT(cublasLtMatrixLayoutSetAttribute(
+  HALO_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutSetAttribute(
       *layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &s.stride, sizeof(s.stride)));
   return Status::success();
 }
@@ -237,31 +212,31 @@ struct TensorCoreAttention::Impl {
 
   Status plan(Matmul &m, bool transA, bool transB, const LayoutSpec &a, const LayoutSpec &b,
               const LayoutSpec &c, const char *what) {
-    HALO_TCA_LT(cublasLtMatmulDescCreate(&m.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    HALO_LT_RETURN_IF_ERROR(cublasLtMatmulDescCreate(&m.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     cublasOperation_t opA = transA ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t opB = transB ? CUBLAS_OP_T : CUBLAS_OP_N;
-    HALO_TCA_LT(
+    HALO_LT_RETURN_IF_ERROR(
         cublasLtMatmulDescSetAttribute(m.op, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof(opA)));
-    HALO_TCA_LT(
+    HALO_LT_RETURN_IF_ERROR(
         cublasLtMatmulDescSetAttribute(m.op, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof(opB)));
     HALO_RETURN_IF_ERROR(makeLayout(&m.a, a));
     HALO_RETURN_IF_ERROR(makeLayout(&m.b, b));
     HALO_RETURN_IF_ERROR(makeLayout(&m.c, c));
     cublasLtMatmulPreference_t pref = nullptr;
-    HALO_TCA_LT(cublasLtMatmulPreferenceCreate(&pref));
+    HALO_LT_RETURN_IF_ERROR(cublasLtMatmulPreferenceCreate(&pref));
     std::unique_ptr<std::remove_pointer_t<cublasLtMatmulPreference_t>,
                     cublasStatus_t (*)(cublasLtMatmulPreference_t)>
         owner(pref, cublasLtMatmulPreferenceDestroy);
     uint64_t maxWorkspace = workspaceBytes;
-    HALO_TCA_LT(cublasLtMatmulPreferenceSetAttribute(
+    HALO_LT_RETURN_IF_ERROR(cublasLtMatmulPreferenceSetAttribute(
         pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &maxWorkspace, sizeof(maxWorkspace)));
     for (auto attribute :
          {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
           CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
-      HALO_TCA_LT(cublasLtMatmulPreferenceSetAttribute(pref, attribute, &align, sizeof(align)));
+      HALO_LT_RETURN_IF_ERROR(cublasLtMatmulPreferenceSetAttribute(pref, attribute, &align, sizeof(align)));
     cublasLtMatmulHeuristicResult_t results[8] = {};
     int found = 0;
-    HALO_TCA_LT(cublasLtMatmulAlgoGetHeuristic(handle, m.op, m.a, m.b, m.c, m.c, pref, 8,
+    HALO_LT_RETURN_IF_ERROR(cublasLtMatmulAlgoGetHeuristic(handle, m.op, m.a, m.b, m.c, m.c, pref, 8,
                                                results, &found));
     for (int i = 0; i < found; ++i)
       if (results[i].state == CUBLAS_STATUS_SUCCESS) {
@@ -278,7 +253,7 @@ struct TensorCoreAttention::Impl {
 
   Status matmul(Matmul &m, float alpha, CUdeviceptr a, CUdeviceptr b, float beta, CUdeviceptr c,
                 CUstream stream) {
-    HALO_TCA_LT(cublasLtMatmul(handle, m.op, &alpha, reinterpret_cast<const void *>(a), m.a,
+    HALO_LT_RETURN_IF_ERROR(cublasLtMatmul(handle, m.op, &alpha, reinterpret_cast<const void *>(a), m.a,
                                reinterpret_cast<const void *>(b), m.b, &beta,
                                reinterpret_cast<const void *>(c), m.c,
                                reinterpret_cast<void *>(c), m.c, &m.algo,
@@ -336,7 +311,7 @@ TensorCoreAttention::create(const CudaContext &context, const AttentionShape &sh
   while (m.align > 2 && hdBytes % m.align != 0)
     m.align /= 2;
   HALO_RETURN_IF_ERROR(context.makeCurrent());
-  HALO_TCA_LT(cublasLtCreate(&m.handle));
+  HALO_LT_RETURN_IF_ERROR(cublasLtCreate(&m.handle));
 
   CompileOptions options;
   options.arch = context.info().arch();
