@@ -35,10 +35,13 @@
 // second, and as % of a device-to-device copy (1 GiB cuMemcpyDtoDAsync,
 // median of 5, counted as 2 x 1 GiB moved). The last, "guard", is the
 // overflow guard; the extra steps move the optimizer state on by 3 steps.
+// --profile-steps N adds the N slowest schedule steps one by one (kernel
+// name, or the GEMM's role and module), with their bandwidth.
 //
 // Usage:
 //   halo-bench-step <program.halo>... [--warmup 5] [--iters 20]
 //                   [--json out.jsonl] [--jobs N] [--tag NAME] [--profile]
+//                   [--profile-steps N]
 //   halo-bench-step <program.halo>... --compile-only [--arch sm_90] [--jobs N]
 // --jobs N compiles every CUDA source of all the programs with N threads
 // into the kernel cache first (so that the timed loads are cache hits);
@@ -98,6 +101,7 @@ struct Options {
   int jobs = 0;
   bool compileOnly = false;
   bool profile = false;
+  int profileSteps = 0; ///< --profile-steps N: also the N slowest steps alone.
   std::string arch; ///< Default: the device's, else sm_90.
   std::string tag;
 };
@@ -106,6 +110,7 @@ struct Options {
   std::fprintf(stderr,
                "halo-bench-step: %s\nusage: halo-bench-step <program.halo>... [--warmup N] "
                "[--iters N] [--json FILE] [--jobs N] [--tag NAME] [--profile]\n"
+               "       [--profile-steps N]\n"
                "       halo-bench-step <program.halo>... --compile-only [--arch sm_90] "
                "[--jobs N]\n",
                why.c_str());
@@ -137,6 +142,10 @@ Options parse(int argc, char **argv) {
       o.iters = std::max(1, std::atoi(v.c_str()));
     else if (a == "--json")
       o.json = v;
+    else if (a == "--profile-steps") {
+      o.profile = true;
+      o.profileSteps = std::max(0, std::atoi(v.c_str()));
+    }
     else if (a == "--jobs")
       o.jobs = std::max(0, std::atoi(v.c_str()));
     else if (a == "--arch")
@@ -361,7 +370,7 @@ StatusOr<double> copyBandwidth(const CudaDriver &d, CUstream stream) {
 
 /// --profile (see the file comment): one JSON row per category, by time.
 StatusOr<json> profileSteps(const CudaContext &context, const cpu::Program &program,
-                            CudaFunction &f, CUstream stream, double copyGBs) {
+                            CudaFunction &f, CUstream stream, double copyGBs, int slowest) {
   const CudaDriver &d = context.driver();
   const cpu::Function &fn = f.function();
   size_t steps = f.stepCount();
@@ -397,6 +406,11 @@ StatusOr<json> profileSteps(const CudaContext &context, const cpu::Program &prog
     return b;
   };
   double total = 0;
+  struct StepTime {
+    std::string what;
+    double ms, bytes;
+  };
+  std::vector<StepTime> perStep;
   for (size_t i = 0; i < steps; ++i) {
     std::string name = "guard";
     double bytes = 0;
@@ -423,6 +437,18 @@ StatusOr<json> profileSteps(const CudaContext &context, const cpu::Program &prog
     }
     Category &c = categories[name];
     double ms = median(times[i]);
+    std::string what = name;
+    if (i < fn.schedule.size() && !fn.schedule[i].kernel.empty())
+      what = fn.schedule[i].kernel;
+    else if (i < fn.schedule.size())
+      for (int64_t k = fn.schedule[i].firstOp; k < fn.schedule[i].firstOp + fn.schedule[i].numOps;
+           ++k)
+        if (fn.ops[k].kind != cpu::OpKind::Constant) {
+          const cpu::Op &op = fn.ops[k];
+          what = fmt::format("{} {}", name, op.loc);
+          break;
+        }
+    perStep.push_back({what, ms, bytes});
     c.count += 1;
     c.ms += ms;
     c.bytes += bytes;
@@ -451,6 +477,18 @@ StatusOr<json> profileSteps(const CudaContext &context, const cpu::Program &prog
     std::printf("  %-28s %5d %10.3f %6.1f%% %s\n", name.c_str(), c.count, c.ms,
                 100 * c.ms / total, bw.c_str());
     rows.push_back(r);
+  }
+  if (slowest > 0) {
+    std::sort(perStep.begin(), perStep.end(),
+              [](const StepTime &a, const StepTime &b) { return a.ms > b.ms; });
+    perStep.resize(std::min(perStep.size(), size_t(slowest)));
+    std::printf("  the %zu slowest steps:\n  %9s %8s %7s  %s\n", perStep.size(), "ms", "GB/s",
+                "% copy", "kernel or GEMM");
+    for (const StepTime &s : perStep) {
+      double gbs = s.ms > 0 ? s.bytes / s.ms / 1e6 : 0;
+      std::printf("  %9.3f %8.0f %6.1f%%  %s\n", s.ms, gbs, copyGBs > 0 ? 100 * gbs / copyGBs : 0,
+                  s.what.c_str());
+    }
   }
   std::fflush(stdout);
   return rows;
@@ -590,7 +628,7 @@ StatusOr<json> benchProgram(const CudaContext &context, const std::string &path,
               *loss, ok ? "" : "  NOT FINITE / STEPS SKIPPED");
   std::fflush(stdout);
   if (o.profile) {
-    StatusOr<json> profile = profileSteps(context, *program, f, stream, copyGBs);
+    StatusOr<json> profile = profileSteps(context, *program, f, stream, copyGBs, o.profileSteps);
     if (!profile.ok()) {
       std::fprintf(stderr, "halo-bench-step: %s: --profile: %s\n", path.c_str(),
                    profile.status().message().c_str());

@@ -134,8 +134,8 @@ private:
   Status bindGemm(const cpu::Op &op, Step &out);
   Status addGuard();
   /// One Custom command running attention(_grad) through
-  /// TensorCoreAttention instead of the generated kernels (unless
-  /// HALO_ATTENTION=cuda-core).
+  /// TensorCoreAttention instead of the generated kernels (with
+  /// HALO_ATTENTION=cublaslt).
   Status bindTensorCoreAttention(const cpu::Op &op, std::map<std::string, CUdeviceptr> &names,
                                  Step &out);
 

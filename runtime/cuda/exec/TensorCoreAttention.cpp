@@ -278,10 +278,9 @@ struct TensorCoreAttention::Impl {
 
 bool TensorCoreAttention::enabled() {
   static const bool on = [] {
-    // The default since it was validated on an H100 (docs/validation.md);
-    // HALO_ATTENTION=cuda-core selects the generated flash kernels.
+    // The generated flash kernels (tensor cores) are the default.
     const char *v = std::getenv("HALO_ATTENTION");
-    return !(v && std::string(v) == "cuda-core");
+    return v && std::string(v) == "cublaslt";
   }();
   return on;
 }

@@ -67,7 +67,7 @@ struct AttentionShape {
 
 class TensorCoreAttention {
 public:
-  /// True unless HALO_ATTENTION=cuda-core.
+  /// True with HALO_ATTENTION=cublaslt.
   static bool enabled();
 
   static StatusOr<std::unique_ptr<TensorCoreAttention>> create(const CudaContext &context,

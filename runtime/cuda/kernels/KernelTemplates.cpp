@@ -216,19 +216,23 @@ std::string rowType(const RowGeometry &g, bool rotate) {
          ", " + (g.fast ? "true" : "false") + ">";
 }
 
-// --- Left-side (column) geometry (mirrors halo::ColTile) -------------------
+// --- Left-side (column) geometry (mirrors halo::ColTile / ColCluster) -----
 
 constexpr int64_t kLeftSinglePassBytes = 96 * 1024;
+/// Rows per CTA of halo::ColCluster (16 columns, 64 KiB of FP32).
+constexpr int64_t kClusterRows = 1024;
 
 struct LeftGeometry {
   int64_t K = 1, P = 1, T = 0, C = 0;
   int64_t cw = 0;
   bool twoPass = false;
   int64_t R = 1; // split of the two-pass form
+  /// CTAs per cluster of the one-pass cluster form (sm_90); 0: not used.
+  int64_t cluster = 0;
   unsigned threads = 256;
 };
 
-StatusOr<LeftGeometry> leftGeometry(int64_t rows, int64_t cols,
+StatusOr<LeftGeometry> leftGeometry(int64_t rows, int64_t cols, int targetSm,
                                     const std::string &what) {
   LeftGeometry g;
   g.T = rows;
@@ -251,6 +255,13 @@ StatusOr<LeftGeometry> leftGeometry(int64_t rows, int64_t cols,
       g.cw = cw;
       return g;
     }
+  // sm_90: one pass, the rows spread over a cluster of T / 1024 CTAs.
+  if (targetSm >= 90 && g.K == 1 && cols % 16 == 0 &&
+      rows >= 2 * kClusterRows && rows <= 8 * kClusterRows) {
+    g.cluster = rows / kClusterRows;
+    g.cw = 16;
+    return g;
+  }
   // Two passes: split the power-of-two part at R = 2^ceil(k / 2).
   g.twoPass = true;
   for (int64_t cw : {64, 32, 16, 8})
@@ -305,6 +316,21 @@ void addLeftPass1(GeneratedKernel &k, std::string &w, const LeftGeometry &g,
   k.launches.push_back({k.program + "_pass1", colPass1Grid(g), {g.threads, 1, 1},
                         colPass1Smem(g), params});
   k.scratchBytes = static_cast<size_t>(g.T * g.C * 4);
+}
+
+/// A ColCluster entry (__cluster_dims__ on sm_90; 3 CTAs per SM) and its
+/// launch: X CTAs per 16-column tile.
+void addClusterEntry(GeneratedKernel &k, std::string &w, const LeftGeometry &g,
+                     const std::string &suffix, const std::string &params,
+                     const std::string &body) {
+  w += "extern \"C\" __global__ void HALO_CLUSTER_DIMS(" + str(g.cluster) +
+       ") __launch_bounds__(256, 3) " + k.program + suffix + "(" + params +
+       ") {\n" + body + "}\n";
+  k.launches.push_back({k.program + suffix,
+                        {static_cast<unsigned>(g.cluster * g.C / 16), 1, 1},
+                        {256, 1, 1},
+                        static_cast<unsigned>(kClusterRows * 16 * 4 + 64 * 4),
+                        params});
 }
 
 } // namespace
@@ -370,16 +396,30 @@ hadamardQuantizeKernel(const HadamardQuantizeParams &p) {
                            "scales and [rows, cols] codes only");
     if (sw)
       return invalid(what, "swigluInput is for the right side only");
-    auto geo = leftGeometry(p.rows, p.cols, what);
+    auto geo = leftGeometry(p.rows, p.cols, p.targetSm, what);
     if (!geo.ok())
       return geo.status();
     const LeftGeometry &g = *geo;
     k.program = "halo_hql_" + str(p.rows) + "x" + str(p.cols) + "_" +
                 fmtTag(p.format) + (p.transposed ? "_ht" : "") +
-                (p.input == ElemType::F32 ? "_f32" : "");
+                (p.input == ElemType::F32 ? "_f32" : "") +
+                (g.cluster ? "_cl" + str(g.cluster) : "");
     // H x uses H_K rows as written for the output index: sign H_K[c][a].
     std::string w = signTable(static_cast<int>(g.K), p.transposed);
     std::string scaleH = floatLiteral(inverseSqrt(p.rows));
+    k.workspaceBytes = 8;
+    if (g.cluster) {
+      std::string src = std::string("const ") + in + "* __restrict__ src";
+      std::string targs = "<" + str(g.cluster) + ", halo::" + elemName(p.input) +
+                          ", " + fmt + ">(src, " + str(g.C) + ", " + scaleH;
+      addClusterEntry(k, w, g, "_absmax", src + ", unsigned* ws, float* scale, float* absmax",
+                      "  halo::hadc_absmax" + targs + ", ws, scale, absmax);\n");
+      addClusterEntry(k, w, g, "_quant",
+                      src + ", const float* __restrict__ scale, unsigned char* __restrict__ codes",
+                      "  halo::hadc_apply" + targs + ", scale, codes);\n");
+      k.source = assemble(k.program, {"hadamard_cols.cuh", "hadamard_rows.cuh"}, w);
+      return k;
+    }
     ElemType srcType = g.twoPass ? ElemType::F32 : p.input;
     if (g.twoPass)
       addLeftPass1(k, w, g, p.input);
@@ -401,7 +441,6 @@ hadamardQuantizeKernel(const HadamardQuantizeParams &p) {
                           {g.threads, 1, 1}, colFinalSmem(g), pa});
     k.launches.push_back({k.program + "_quant", colFinalGrid(g),
                           {g.threads, 1, 1}, colFinalSmem(g), pq});
-    k.workspaceBytes = 8;
     k.source = assemble(k.program, {"hadamard_cols.cuh", "hadamard_rows.cuh"}, w);
     return k;
   }
@@ -539,15 +578,26 @@ StatusOr<GeneratedKernel> hadamardKernel(const HadamardParams &p) {
     k.source = assemble(k.program, {"hadamard_rows.cuh"}, w);
     return k;
   }
-  auto geo = leftGeometry(p.rows, p.cols, what);
+  auto geo = leftGeometry(p.rows, p.cols, p.targetSm, what);
   if (!geo.ok())
     return geo.status();
   const LeftGeometry &g = *geo;
   k.program = "halo_hl_" + str(p.rows) + "x" + str(p.cols) +
               (p.transposed ? "_ht" : "") +
               (p.input == ElemType::F32 ? "_if32" : "") +
-              (p.output == ElemType::F32 ? "_of32" : "");
+              (p.output == ElemType::F32 ? "_of32" : "") +
+              (g.cluster ? "_cl" + str(g.cluster) : "");
   std::string w = signTable(static_cast<int>(g.K), p.transposed);
+  if (g.cluster) {
+    addClusterEntry(k, w, g, "_rot",
+                    std::string("const ") + elemCType(p.input) + "* __restrict__ src, " +
+                        out + "* __restrict__ y",
+                    "  halo::hadc_store<" + str(g.cluster) + ", halo::" +
+                        elemName(p.input) + ", " + outE + ">(src, " + str(g.C) + ", " +
+                        floatLiteral(inverseSqrt(p.rows)) + ", y);\n");
+    k.source = assemble(k.program, {"hadamard_cols.cuh", "hadamard_rows.cuh"}, w);
+    return k;
+  }
   ElemType srcType = g.twoPass ? ElemType::F32 : p.input;
   if (g.twoPass)
     addLeftPass1(k, w, g, p.input);
@@ -854,6 +904,8 @@ Status checkAttention(const std::string &what, const AttentionParams &p) {
       p.headDim > 256 || (p.headDim > 32 && p.headDim % 32 != 0))
     return invalid(what, "needs heads a multiple of kvHeads and headDim a "
                          "multiple of 8 (of 32 above 32), at most 256");
+  if (p.warps != 0 && p.warps != 4 && p.warps != 8)
+    return invalid(what, "warps must be 4 or 8 (0: the default)");
   return Status::success();
 }
 std::string attnTmpl(const AttentionParams &p) {
@@ -870,21 +922,42 @@ std::string attnName(const char *kind, const AttentionParams &p) {
 }
 } // namespace
 
+namespace {
+/// Tensor cores (attention_mma.cuh) for head dims that are multiples of 16
+/// up to 128; CUDA cores (attention.cuh) otherwise.
+bool attnOnTensorCores(const AttentionParams &p) {
+  return p.headDim % 16 == 0 && p.headDim <= 128;
+}
+int64_t attnWarps(const AttentionParams &p) { return p.warps ? p.warps : 4; }
+/// Template arguments of the tensor-core kernels: S, H, KV, HD, warps.
+std::string attnMmaTmpl(const AttentionParams &p) {
+  return attnTmpl(p) + ", " + str(attnWarps(p));
+}
+} // namespace
+
 StatusOr<GeneratedKernel> attentionForwardKernel(const AttentionParams &p) {
   HALO_RETURN_IF_ERROR(checkAttention("attentionForwardKernel", p));
   GeneratedKernel k;
   k.program = attnName("", p);
-  unsigned threads = attnThreads(p.headDim);
+  bool tc = attnOnTensorCores(p);
+  int64_t rows = 16 * attnWarps(p);
+  unsigned threads = tc ? unsigned(2 * rows) : attnThreads(p.headDim);
   std::string b = std::string("const ") + kBf16 + "* __restrict__ ";
   std::string params = b + "q, " + b + "k, " + b + "v, " + kBf16 +
                        "* __restrict__ out, float* __restrict__ lse";
+  std::string call = tc ? "attn_mma_fwd<" + attnMmaTmpl(p) : "attn_fwd<" + attnTmpl(p);
   std::string w = entry(k.program, "_fwd", threads, params,
-                        "  halo::attn_fwd<" + attnTmpl(p) + ">(q, k, v, out, lse);\n");
+                        "  halo::" + call + ">(q, k, v, out, lse);\n");
+  // Tensor cores: the Q rows plus two buffers of 64-row K and V tiles.
+  unsigned smem = tc ? static_cast<unsigned>((rows + 4 * 64) * p.headDim * 2) : 0;
+  if (!tc)
+    rows = 64;
   k.launches.push_back({k.program + "_fwd",
-                        {static_cast<unsigned>((p.seqLen + 63) / 64),
+                        {static_cast<unsigned>((p.seqLen + rows - 1) / rows),
                          static_cast<unsigned>(p.batch * p.heads), 1},
-                        {threads, 1, 1}, 0, params});
-  k.source = assemble(k.program, {"attention.cuh"}, w);
+                        {threads, 1, 1}, smem, params});
+  k.source = tc ? assemble(k.program, {"attention_mma.cuh"}, w)
+                : assemble(k.program, {"attention.cuh"}, w);
   return k;
 }
 
@@ -892,7 +965,9 @@ StatusOr<GeneratedKernel> attentionBackwardKernel(const AttentionParams &p) {
   HALO_RETURN_IF_ERROR(checkAttention("attentionBackwardKernel", p));
   GeneratedKernel k;
   k.program = attnName("bw", p);
-  unsigned threads = attnThreads(p.headDim);
+  bool tc = attnOnTensorCores(p);
+  int64_t blockRows = tc ? 16 * attnWarps(p) : 64;
+  unsigned threads = attnThreads(p.headDim), mainThreads = tc ? unsigned(2 * blockRows) : threads;
   std::string b = std::string("const ") + kBf16 + "* __restrict__ ";
   std::string pp = b + "out, " + b + "dout, float* __restrict__ delta";
   int64_t rows = p.batch * p.seqLen * p.heads;
@@ -903,25 +978,31 @@ StatusOr<GeneratedKernel> attentionBackwardKernel(const AttentionParams &p) {
   std::string pk = b + "q, " + b + "k, " + b + "v, " + b +
                    "dout, const float* __restrict__ lse, const float* __restrict__ "
                    "delta, " + kBf16 + "* __restrict__ dk, " + kBf16 + "* __restrict__ dv";
-  w += entry(k.program, "_dkdv", threads, pk,
-             "  halo::attn_bwd_dkdv<" + attnTmpl(p) +
+  w += entry(k.program, "_dkdv", mainThreads, pk,
+             "  halo::" + (tc ? "attn_mma_dkdv<" + attnMmaTmpl(p) : "attn_bwd_dkdv<" + attnTmpl(p)) +
                  ">(q, k, v, dout, lse, delta, dk, dv);\n");
   std::string pq = b + "q, " + b + "k, " + b + "v, " + b +
                    "dout, const float* __restrict__ lse, const float* __restrict__ "
                    "delta, " + kBf16 + "* __restrict__ dq";
-  w += entry(k.program, "_dq", threads, pq,
-             "  halo::attn_bwd_dq<" + attnTmpl(p) + ">(q, k, v, dout, lse, delta, dq);\n");
-  unsigned tiles = static_cast<unsigned>((p.seqLen + 63) / 64);
+  w += entry(k.program, "_dq", mainThreads, pq,
+             "  halo::" + (tc ? "attn_mma_dq<" + attnMmaTmpl(p) : "attn_bwd_dq<" + attnTmpl(p)) +
+                 ">(q, k, v, dout, lse, delta, dq);\n");
+  unsigned tiles = static_cast<unsigned>((p.seqLen + blockRows - 1) / blockRows);
+  // Tensor cores: the block's two [rows][hd] tiles plus two buffers of two
+  // 64-row tiles (and, for dK/dV, of 64 lse and delta values).
+  unsigned smem = static_cast<unsigned>((2 * blockRows + 4 * 64) * p.headDim * 2);
+  unsigned dkdvSmem = tc ? smem + 4 * 64 * 4 : 0, dqSmem = tc ? smem : 0;
   k.launches.push_back({k.program + "_pre", {gridFor(rows, 64, 1 << 30), 1, 1},
                         {threads, 1, 1}, 0, pp});
   k.launches.push_back({k.program + "_dkdv",
                         {tiles, static_cast<unsigned>(p.batch * p.kvHeads), 1},
-                        {threads, 1, 1}, 0, pk});
+                        {mainThreads, 1, 1}, dkdvSmem, pk});
   k.launches.push_back({k.program + "_dq",
                         {tiles, static_cast<unsigned>(p.batch * p.heads), 1},
-                        {threads, 1, 1}, 0, pq});
+                        {mainThreads, 1, 1}, dqSmem, pq});
   k.scratchBytes = static_cast<size_t>(rows * 4);
-  k.source = assemble(k.program, {"attention.cuh"}, w);
+  k.source = tc ? assemble(k.program, {"attention.cuh", "attention_mma.cuh"}, w)
+                : assemble(k.program, {"attention.cuh"}, w);
   return k;
 }
 

@@ -114,7 +114,9 @@ enum class HadamardOrder { Exact, Fast };
 /// Left side (rotation over rows, HALO-2's H_T E), Tensor only, codes
 /// [rows, cols]: [<p>_pass1(x, float* tmp)] <p>_absmax(src, ws, scale,
 /// absmax) <p>_quant(src, scale, codes) where src is x, or tmp (FP32,
-/// scratchBytes) when the rows need the two-pass split.
+/// scratchBytes) when the rows need the two-pass split. With targetSm >= 90,
+/// K = 1 and 2048..8192 rows (cols a multiple of 16) the split is replaced
+/// by thread-block clusters: one pass, no tmp (program suffix _cl<X>).
 /// swigluInput: x = bf16(silu(g) * u) computed on load from two BF16
 /// tensors (x is g; u follows x in every signature); right side only.
 struct HadamardQuantizeParams {
@@ -132,6 +134,10 @@ struct HadamardQuantizeParams {
   bool swigluInput = false;
   /// Right side only.
   HadamardOrder order = HadamardOrder::Exact;
+  /// Compute capability the source will run on, major * 10 + minor (90 for
+  /// H100); 0 = not known. >= 90 lets the left side use thread-block
+  /// clusters (one pass at T = 2048..8192), whose kernels trap below sm_90.
+  int targetSm = 0;
   /// Right side, per tensor: resident blocks per SM of the persistent
   /// `_absmax` (and, for RowWide rows, `_quant`) grid, also their
   /// __launch_bounds__ minimum; 0 picks the tuned default. A tuning knob:
@@ -146,8 +152,9 @@ StatusOr<GeneratedKernel> hadamardQuantizeKernel(const HadamardQuantizeParams &)
 
 /// y = x H / x H^T (Right) or H x / H^T x (Left), x and y [rows, cols].
 /// Right: <p>_rot(x, y), one block per row.
-/// Left: <p>_rot(x, y) when one pass suffices, else <p>_pass1(x, float* tmp)
-/// then <p>_rot(tmp, y) (tmp: scratchBytes, FP32).
+/// Left: <p>_rot(x, y) when one pass suffices (or with targetSm >= 90 as for
+/// hadamardQuantizeKernel), else <p>_pass1(x, float* tmp) then
+/// <p>_rot(tmp, y) (tmp: scratchBytes, FP32).
 struct HadamardParams {
   int64_t rows = 0;
   int64_t cols = 0;
@@ -157,6 +164,8 @@ struct HadamardParams {
   ElemType output = ElemType::BF16;
   /// Right side only.
   HadamardOrder order = HadamardOrder::Exact;
+  /// As HadamardQuantizeParams::targetSm.
+  int targetSm = 0;
 };
 StatusOr<GeneratedKernel> hadamardKernel(const HadamardParams &);
 
@@ -277,6 +286,9 @@ struct AttentionParams {
   int64_t heads = 0;
   int64_t kvHeads = 0;
   int64_t headDim = 0;
+  /// Tensor-core kernels: warps per block (4 or 8; each owns 16 rows); 0
+  /// picks 4, whose shared memory (<= 97 KiB at headDim 128) fits sm_80/89.
+  int64_t warps = 0;
 };
 StatusOr<GeneratedKernel> attentionForwardKernel(const AttentionParams &);
 StatusOr<GeneratedKernel> attentionBackwardKernel(const AttentionParams &);
