@@ -221,6 +221,8 @@ std::string rowType(const RowGeometry &g, bool rotate) {
 constexpr int64_t kLeftSinglePassBytes = 96 * 1024;
 /// Rows per CTA of halo::ColCluster (16 columns, 64 KiB of FP32).
 constexpr int64_t kClusterRows = 1024;
+/// Resident ColCluster CTAs per SM (the register limit of 128).
+constexpr int64_t kClusterCtasPerSm = 2;
 
 struct LeftGeometry {
   int64_t K = 1, P = 1, T = 0, C = 0;
@@ -233,7 +235,7 @@ struct LeftGeometry {
 };
 
 StatusOr<LeftGeometry> leftGeometry(int64_t rows, int64_t cols, int targetSm,
-                                    const std::string &what) {
+                                    ElemType input, const std::string &what) {
   LeftGeometry g;
   g.T = rows;
   g.C = cols;
@@ -256,7 +258,7 @@ StatusOr<LeftGeometry> leftGeometry(int64_t rows, int64_t cols, int targetSm,
       return g;
     }
   // sm_90: one pass, the rows spread over a cluster of T / 1024 CTAs.
-  if (targetSm >= 90 && g.K == 1 && cols % 16 == 0 &&
+  if (targetSm >= 90 && g.K == 1 && cols % 16 == 0 && input == ElemType::BF16 &&
       rows >= 2 * kClusterRows && rows <= 8 * kClusterRows) {
     g.cluster = rows / kClusterRows;
     g.cw = 16;
@@ -318,19 +320,23 @@ void addLeftPass1(GeneratedKernel &k, std::string &w, const LeftGeometry &g,
   k.scratchBytes = static_cast<size_t>(g.T * g.C * 4);
 }
 
-/// A ColCluster entry (__cluster_dims__ on sm_90; 3 CTAs per SM) and its
-/// launch: X CTAs per 16-column tile.
+/// A ColCluster entry (__cluster_dims__ on sm_90) and its launch: a
+/// persistent grid of about the resident clusters (more only queue and find
+/// no tiles left), ws[2..3] its tile counter.
 void addClusterEntry(GeneratedKernel &k, std::string &w, const LeftGeometry &g,
                      const std::string &suffix, const std::string &params,
                      const std::string &body) {
   w += "extern \"C\" __global__ void HALO_CLUSTER_DIMS(" + str(g.cluster) +
-       ") __launch_bounds__(256, 3) " + k.program + suffix + "(" + params +
-       ") {\n" + body + "}\n";
+       ") __launch_bounds__(256, " + str(kClusterCtasPerSm) + ") " + k.program +
+       suffix + "(" + params + ") {\n" + body + "}\n";
+  int64_t clusters = std::min<int64_t>(
+      g.C / 16, kClusterCtasPerSm * int64_t{kSmCountHint} / g.cluster);
   k.launches.push_back({k.program + suffix,
-                        {static_cast<unsigned>(g.cluster * g.C / 16), 1, 1},
+                        {static_cast<unsigned>(clusters * g.cluster), 1, 1},
                         {256, 1, 1},
                         static_cast<unsigned>(kClusterRows * 16 * 4 + 64 * 4),
                         params});
+  k.workspaceBytes = 16;
 }
 
 } // namespace
@@ -396,7 +402,7 @@ hadamardQuantizeKernel(const HadamardQuantizeParams &p) {
                            "scales and [rows, cols] codes only");
     if (sw)
       return invalid(what, "swigluInput is for the right side only");
-    auto geo = leftGeometry(p.rows, p.cols, p.targetSm, what);
+    auto geo = leftGeometry(p.rows, p.cols, p.targetSm, p.input, what);
     if (!geo.ok())
       return geo.status();
     const LeftGeometry &g = *geo;
@@ -409,14 +415,15 @@ hadamardQuantizeKernel(const HadamardQuantizeParams &p) {
     std::string scaleH = floatLiteral(inverseSqrt(p.rows));
     k.workspaceBytes = 8;
     if (g.cluster) {
-      std::string src = std::string("const ") + in + "* __restrict__ src";
-      std::string targs = "<" + str(g.cluster) + ", halo::" + elemName(p.input) +
-                          ", " + fmt + ">(src, " + str(g.C) + ", " + scaleH;
+      std::string src = "const __nv_bfloat16* __restrict__ src";
+      std::string targs = "<" + str(g.cluster) + ", " + fmt + ">(src, " + str(g.C) +
+                          ", " + scaleH;
       addClusterEntry(k, w, g, "_absmax", src + ", unsigned* ws, float* scale, float* absmax",
                       "  halo::hadc_absmax" + targs + ", ws, scale, absmax);\n");
       addClusterEntry(k, w, g, "_quant",
-                      src + ", const float* __restrict__ scale, unsigned char* __restrict__ codes",
-                      "  halo::hadc_apply" + targs + ", scale, codes);\n");
+                      src + ", const float* __restrict__ scale, "
+                            "unsigned char* __restrict__ codes, unsigned* ws",
+                      "  halo::hadc_apply" + targs + ", scale, codes, ws);\n");
       k.source = assemble(k.program, {"hadamard_cols.cuh", "hadamard_rows.cuh"}, w);
       return k;
     }
@@ -578,7 +585,7 @@ StatusOr<GeneratedKernel> hadamardKernel(const HadamardParams &p) {
     k.source = assemble(k.program, {"hadamard_rows.cuh"}, w);
     return k;
   }
-  auto geo = leftGeometry(p.rows, p.cols, p.targetSm, what);
+  auto geo = leftGeometry(p.rows, p.cols, p.targetSm, p.input, what);
   if (!geo.ok())
     return geo.status();
   const LeftGeometry &g = *geo;
@@ -590,11 +597,10 @@ StatusOr<GeneratedKernel> hadamardKernel(const HadamardParams &p) {
   std::string w = signTable(static_cast<int>(g.K), p.transposed);
   if (g.cluster) {
     addClusterEntry(k, w, g, "_rot",
-                    std::string("const ") + elemCType(p.input) + "* __restrict__ src, " +
-                        out + "* __restrict__ y",
-                    "  halo::hadc_store<" + str(g.cluster) + ", halo::" +
-                        elemName(p.input) + ", " + outE + ">(src, " + str(g.C) + ", " +
-                        floatLiteral(inverseSqrt(p.rows)) + ", y);\n");
+                    "const __nv_bfloat16* __restrict__ src, " + out +
+                        "* __restrict__ y, unsigned* ws",
+                    "  halo::hadc_store<" + str(g.cluster) + ", " + outE + ">(src, " +
+                        str(g.C) + ", " + floatLiteral(inverseSqrt(p.rows)) + ", y, ws);\n");
     k.source = assemble(k.program, {"hadamard_cols.cuh", "hadamard_rows.cuh"}, w);
     return k;
   }

@@ -115,8 +115,10 @@ enum class HadamardOrder { Exact, Fast };
 /// [rows, cols]: [<p>_pass1(x, float* tmp)] <p>_absmax(src, ws, scale,
 /// absmax) <p>_quant(src, scale, codes) where src is x, or tmp (FP32,
 /// scratchBytes) when the rows need the two-pass split. With targetSm >= 90,
-/// K = 1 and 2048..8192 rows (cols a multiple of 16) the split is replaced
-/// by thread-block clusters: one pass, no tmp (program suffix _cl<X>).
+/// BF16 x, K = 1 and 2048..8192 rows (cols a multiple of 16) the split is
+/// replaced by thread-block clusters (program suffix _cl<X>): one pass,
+/// <p>_absmax(src, ws, scale, absmax) <p>_quant(src, scale, codes, ws) with
+/// src = x and ws 16 bytes (workspaceBytes).
 /// swigluInput: x = bf16(silu(g) * u) computed on load from two BF16
 /// tensors (x is g; u follows x in every signature); right side only.
 struct HadamardQuantizeParams {
@@ -152,9 +154,9 @@ StatusOr<GeneratedKernel> hadamardQuantizeKernel(const HadamardQuantizeParams &)
 
 /// y = x H / x H^T (Right) or H x / H^T x (Left), x and y [rows, cols].
 /// Right: <p>_rot(x, y), one block per row.
-/// Left: <p>_rot(x, y) when one pass suffices (or with targetSm >= 90 as for
-/// hadamardQuantizeKernel), else <p>_pass1(x, float* tmp) then
-/// <p>_rot(tmp, y) (tmp: scratchBytes, FP32).
+/// Left: <p>_rot(x, y) when one pass suffices, <p>_rot(x, y, unsigned* ws)
+/// for the cluster form (targetSm >= 90, as for hadamardQuantizeKernel), else
+/// <p>_pass1(x, float* tmp) then <p>_rot(tmp, y) (tmp: scratchBytes, FP32).
 struct HadamardParams {
   int64_t rows = 0;
   int64_t cols = 0;

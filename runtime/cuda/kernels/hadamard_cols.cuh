@@ -20,6 +20,11 @@
 // workspace as in hadamard_rows.cuh) and per-tensor quantize with the device
 // scale. Grid: (C / CW, bases); THREADS threads.
 //
+// For sm_90 (targetSm >= 90) the generator uses ColCluster (below) instead of
+// the two passes when K = 1, T = 2048..8192, x is BF16 and C is a multiple
+// of 16: one pass, the rows of a column tile spread over the shared memory
+// of a thread-block cluster.
+//
 // ===----------------------------------------------------------------------===//
 
 namespace halo {
@@ -235,6 +240,458 @@ __device__ __forceinline__ void hadl_apply(const LOAD &ld, size_t C,
       w[e / 4] |= (unsigned)quantize<FMT>(v[e], s) << (8 * (e % 4));
     *reinterpret_cast<uint2 *>(out + off) = make_uint2(w[0], w[1]);
   });
+}
+
+// ---------------------------------------------------------------------------
+// ColCluster: the left Hadamard of T = X * 1024 rows (K = 1, X = 2, 4, 8) in
+// one pass on sm_90. A cluster of X CTAs works on a tile of 16 columns
+// (32-byte BF16 row segments); CTA rank r holds rows [1024 r, 1024 r + 1024)
+// of it as FP32 in shared memory (64 KiB). 256 threads; local row l:
+//   phase 0: thread (cq, rb) = (t % 4, t / 4) has rows 16 rb + k (k < 16),
+//            columns 4 cq .. 4 cq + 3 (8-byte loads): h = 1..8 in registers;
+//   phase 1: thread (cp, lo) = (t % 8, t / 8) takes columns 2 cp, 2 cp + 1 of
+//            rows (lo % 16) + 16 j + 512 (lo / 16), j < 32: h = 16..256;
+//   phase 2, after a cluster barrier: thread (cq, lr) = (t % 4, t / 4)
+//            gathers rows l and l + 512, columns 4 cq .. 4 cq + 3 of every
+//            rank through distributed shared memory (ld.shared::cluster),
+//            l = (512 / X) r + lr + 64 i (i < 8 / X), and runs h = 512,
+//            then h = 1024 .. T / 2 over the ranks, then 1/sqrt(T) and the
+//            epilogue. Each butterfly belongs to one thread and each value
+//            crosses the cluster once.
+// The stage order is numerics::hadamardCols' (h = 1, 2, ..., then the
+// multiply): results are bit-identical to the oracle and the other forms.
+// Row l is stored at l ^ bit4(l) (row pairs swap in odd 16-row blocks), so
+// every phase's 8- and 16-byte shared accesses are conflict-free.
+//
+// Persistent: the grid is about the resident clusters (2 CTAs per SM) and
+// clusters take tiles from a counter in ws[2] (ws[3] counts finished
+// clusters; the last one zeroes both), two tiles ahead, so that each CTA
+// loads the next tile into registers while it gathers and writes the
+// current one. Rank 0 publishes the tile numbers in its shared memory.
+// Barriers: shared stores are released with a CTA-scope fence (MEMBAR.CTA;
+// the default release of barrier.cluster.arrive is a GPU-scope MEMBAR, a
+// large stall); remote reads need no fence, as the arrive after them waits
+// for their values (cluster_arrive_after).
+// Below sm_90 the entry points compile to a trap: the generator emits them
+// only for targetSm >= 90.
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define HALO_CLUSTERS 1
+#define HALO_CLUSTER_DIMS(x) __cluster_dims__(x, 1, 1)
+#else
+#define HALO_CLUSTERS 0
+#define HALO_CLUSTER_DIMS(x)
+#endif
+
+#if HALO_CLUSTERS
+__device__ __forceinline__ unsigned cluster_rank() {
+  unsigned r;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+  return r;
+}
+/// Arrive after this thread's shared::cta stores, released to the cluster.
+__device__ __forceinline__ void cluster_arrive_shared() {
+  asm volatile("fence.release.sync_restrict::shared::cta.cluster;\n\t"
+               "barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
+}
+/// Arrive once `dep` is computed, so the loads it depends on are complete:
+/// the store of dep to `sink` (shared) waits for it, and the arrive issues
+/// after the store (ptxas moves a bare arrive above the loads' consumers).
+__device__ __forceinline__ void cluster_arrive_after(float dep, unsigned sink) {
+  asm volatile("st.shared.f32 [%0], %1;\n\t"
+               "barrier.cluster.arrive.relaxed.aligned;" ::"r"(sink), "f"(dep)
+               : "memory");
+}
+__device__ __forceinline__ void cluster_arrive_release() {
+  asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory");
+}
+__device__ __forceinline__ void cluster_wait() {
+  asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory");
+}
+/// The shared::cluster address of `p` (in this CTA's shared memory) in the
+/// shared memory of CTA `rank`.
+__device__ __forceinline__ unsigned cluster_addr(const void *p, unsigned rank) {
+  unsigned a = (unsigned)__cvta_generic_to_shared(p), out;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(out) : "r"(a), "r"(rank));
+  return out;
+}
+__device__ __forceinline__ float4 ld_cluster4(unsigned addr) {
+  float4 v;
+  asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];"
+               : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
+               : "r"(addr)
+               : "memory");
+  return v;
+}
+__device__ __forceinline__ int ld_cluster_s32(unsigned addr) {
+  int v;
+  asm volatile("ld.shared::cluster.s32 %0, [%1];" : "=r"(v) : "r"(addr) : "memory");
+  return v;
+}
+__device__ __forceinline__ void st_cluster(unsigned addr, float v) {
+  asm volatile("st.shared::cluster.f32 [%0], %1;" ::"r"(addr), "f"(v) : "memory");
+}
+#endif
+
+/// quantize_rcp's correctly rounded quotient x / scale, with the sign of x
+/// (one LOP3: bits of q where the mask is clear, of x where it is set).
+__device__ __forceinline__ float quotient_rcp(float x, float scale, float rcp) {
+  float q = __fmul_rn(x, rcp);
+  const float e = __fmaf_rn(-q, scale, x);
+  q = __fmaf_rn(e, rcp, q);
+  unsigned r;
+  asm("lop3.b32 %0, %1, %2, %3, 0xD8;"
+      : "=r"(r)
+      : "r"(__float_as_uint(q)), "r"(__float_as_uint(x)), "r"(0x80000000u));
+  return __uint_as_float(r);
+}
+
+/// The codes quantize_rcp gives v[0..3], packed little-endian (FP8 converts
+/// pairs: the same cvt.rn.satfinite as one at a time).
+template <int FMT>
+__device__ __forceinline__ unsigned quantize4_rcp(const float *v, float s, float rcp) {
+  if constexpr (FMT == kFP8) {
+    unsigned w = 0;
+#pragma unroll
+    for (int e = 0; e < 4; e += 2)
+      w |= (unsigned)__nv_cvt_float2_to_fp8x2(
+               make_float2(quotient_rcp(v[e], s, rcp), quotient_rcp(v[e + 1], s, rcp)),
+               __NV_SATFINITE, __NV_E4M3)
+           << (8 * e);
+    return w;
+  } else {
+    unsigned w = 0;
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      w |= (unsigned)quantize_rcp<FMT>(v[e], s, rcp) << (8 * e);
+    return w;
+  }
+}
+
+template <int X> struct ColCluster {
+  static constexpr int L = 1024, CW = 16, THREADS = 256;
+  static constexpr int TILE_FLOATS = L * CW;
+  static constexpr int ITEMS = 8 / X; // phase-2 row pairs per thread
+  static_assert(X == 2 || X == 4 || X == 8, "cluster of 2, 4 or 8 CTAs");
+  /// Shared memory: the tile, 32 floats for block reductions, X for the
+  /// ranks' maxima, 4 tile numbers (rank 0's are read by the cluster) and a
+  /// sink word.
+  static constexpr int RED = TILE_FLOATS, RANKS = RED + 32, SLOTS = RANKS + 8;
+  static_assert((SLOTS + 5) * 4 <= TILE_FLOATS * 4 + 256, "the generator's size");
+
+  static __device__ __forceinline__ int phys(int l) { return l ^ ((l >> 4) & 1); }
+
+  /// Phase-0 input: rows 16 (t / 4) + k, columns 4 (t % 4) .. + 3, raw BF16.
+  static __device__ __forceinline__ void fetch(const bf16 *x, size_t C, size_t row0,
+                                               size_t c0, uint2 (&raw)[16]) {
+    const bf16 *src = x + (row0 + 16 * (threadIdx.x >> 2)) * C + c0 + 4 * (threadIdx.x & 3);
+#pragma unroll
+    for (int k = 0; k < 16; ++k)
+      raw[k] = __ldg(reinterpret_cast<const uint2 *>(src + k * C));
+  }
+
+  /// Phases 0 and 1: stages h < 512 of the fetched rows, left in `tile`
+  /// (the caller releases them to the cluster).
+  static __device__ __forceinline__ void local(const uint2 (&raw)[16], float *tile) {
+    const int t = threadIdx.x;
+    float v[16][4];
+#pragma unroll
+    for (int k = 0; k < 16; ++k) {
+      v[k][0] = __uint_as_float(raw[k].x << 16);
+      v[k][1] = __uint_as_float(raw[k].x & 0xFFFF0000u);
+      v[k][2] = __uint_as_float(raw[k].y << 16);
+      v[k][3] = __uint_as_float(raw[k].y & 0xFFFF0000u);
+    }
+#pragma unroll
+    for (int h = 1; h < 16; h <<= 1)
+#pragma unroll
+      for (int k = 0; k < 16; ++k)
+        if (!(k & h))
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            float a = v[k][e], b = v[k + h][e];
+            v[k][e] = a + b;
+            v[k + h][e] = a - b;
+          }
+    // Row 16 rb + k is stored at 16 rb + (k ^ (rb & 1)).
+    const int rb = t >> 2, flip = rb & 1;
+    float *even = tile + ((16 * rb + flip) << 4) + 4 * (t & 3);
+    float *odd = tile + ((16 * rb - flip) << 4) + 4 * (t & 3);
+#pragma unroll
+    for (int k = 0; k < 16; ++k)
+      *reinterpret_cast<float4 *>((k & 1 ? odd : even) + (k << 4)) =
+          make_float4(v[k][0], v[k][1], v[k][2], v[k][3]);
+    __syncthreads();
+    // Row base + 16 j is stored at (base ^ (j & 1)) + 16 j.
+    const int lo = t >> 3, cp = t & 7;
+    const int base = (lo & 15) + 512 * (lo >> 4);
+    float *pe = tile + (base << 4) + 2 * cp, *po = tile + ((base ^ 1) << 4) + 2 * cp;
+    float w[32][2];
+#pragma unroll
+    for (int j = 0; j < 32; ++j) {
+      const float2 f = *reinterpret_cast<const float2 *>((j & 1 ? po : pe) + (j << 8));
+      w[j][0] = f.x;
+      w[j][1] = f.y;
+    }
+#pragma unroll
+    for (int h = 1; h < 32; h <<= 1)
+#pragma unroll
+      for (int j = 0; j < 32; ++j)
+        if (!(j & h))
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            float a = w[j][e], b = w[j + h][e];
+            w[j][e] = a + b;
+            w[j + h][e] = a - b;
+          }
+#pragma unroll
+    for (int j = 0; j < 32; ++j)
+      *reinterpret_cast<float2 *>((j & 1 ? po : pe) + (j << 8)) = make_float2(w[j][0], w[j][1]);
+  }
+
+  /// Local row l of phase-2 item i, half hf (rows l and l + 512).
+  static __device__ __forceinline__ int row_of(unsigned rank, int i, int hf) {
+    return (int)rank * (512 / X) + (threadIdx.x >> 2) + 64 * i + 512 * hf;
+  }
+
+#if HALO_CLUSTERS
+  /// Phase-2 loads: w[i][hf][r] = row row_of(rank, i, hf), columns 4 (t % 4)
+  /// .. + 3 of rank r's tile.
+  static __device__ __forceinline__ void gather(const float *tile, unsigned rank,
+                                                float4 (&w)[ITEMS][2][X]) {
+    unsigned base[X];
+#pragma unroll
+    for (int r = 0; r < X; ++r)
+      base[r] = cluster_addr(tile, r);
+#pragma unroll
+    for (int i = 0; i < ITEMS; ++i)
+#pragma unroll
+      for (int hf = 0; hf < 2; ++hf) {
+        const unsigned off = ((phys(row_of(rank, i, hf)) << 4) + 4 * (threadIdx.x & 3)) * 4;
+#pragma unroll
+        for (int r = 0; r < X; ++r)
+          w[i][hf][r] = ld_cluster4(base[r] + off);
+      }
+  }
+#endif
+
+  static __device__ __forceinline__ void bfly(float4 &a, float4 &b) {
+    const float4 x = a, y = b;
+    a = make_float4(x.x + y.x, x.y + y.y, x.z + y.z, x.w + y.w);
+    b = make_float4(x.x - y.x, x.y - y.y, x.z - y.z, x.w - y.w);
+  }
+
+  /// Stage h = 512, then h = 1024 .. 512 H over the ranks (H = X: all).
+  template <int H>
+  static __device__ __forceinline__ void mix(float4 (&w)[ITEMS][2][X]) {
+#pragma unroll
+    for (int i = 0; i < ITEMS; ++i) {
+#pragma unroll
+      for (int r = 0; r < X; ++r)
+        bfly(w[i][0][r], w[i][1][r]);
+#pragma unroll
+      for (int h = 1; h < H; h <<= 1)
+#pragma unroll
+        for (int hf = 0; hf < 2; ++hf)
+#pragma unroll
+          for (int r = 0; r < X; ++r)
+            if (!(r & h))
+              bfly(w[i][hf][r], w[i][hf][r + h]);
+    }
+  }
+
+  /// A value that depends on every load of gather() once mix<X> has run.
+  static __device__ __forceinline__ float depend(const float4 (&w)[ITEMS][2][X]) {
+    float d = w[0][0][0].x;
+#pragma unroll
+    for (int i = 1; i < ITEMS; ++i)
+      d += w[i][0][0].x;
+    return d;
+  }
+
+  /// f(v[4] scaled by 1/sqrt(T), element offset) for every gathered value.
+  template <class F>
+  static __device__ __forceinline__ void each4(const float4 (&w)[ITEMS][2][X],
+                                               unsigned rank, size_t C, size_t c0,
+                                               float scale, F &&f) {
+#pragma unroll
+    for (int i = 0; i < ITEMS; ++i)
+#pragma unroll
+      for (int hf = 0; hf < 2; ++hf)
+#pragma unroll
+        for (int r = 0; r < X; ++r) {
+          const float4 a = w[i][hf][r];
+          const float v[4] = {a.x * scale, a.y * scale, a.z * scale, a.w * scale};
+          f(v, (size_t)(r * L + row_of(rank, i, hf)) * C + c0 + 4 * (threadIdx.x & 3));
+        }
+  }
+
+#if HALO_CLUSTERS
+  /// The persistent loop over the tiles of columns [0, C): for each tile,
+  /// consume(w) (the gathered values; returns a value that depends on all of
+  /// them) and then emit(w, c0). ws[2..3]: the self-resetting tile counter.
+  template <class CONSUME, class EMIT>
+  static __device__ __forceinline__ void run(const bf16 *x, size_t C, unsigned *ws,
+                                             CONSUME &&consume, EMIT &&emit) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    float *tile = reinterpret_cast<float *>(smem);
+    int *slots = reinterpret_cast<int *>(tile + SLOTS);
+    const unsigned rank = cluster_rank();
+    const int tiles = (int)(C / CW);
+    const size_t row0 = (size_t)rank * L;
+    const bool leader = rank == 0 && threadIdx.x == 0;
+    // Slots 0, 1: the first two tiles; 2 + (k & 1): the one after k + 1;
+    // 4: a sink for cluster_arrive_after.
+    const unsigned slot0 = cluster_addr(slots, 0);
+    const unsigned sink = (unsigned)__cvta_generic_to_shared(slots + 4);
+    if (leader) {
+      slots[0] = (int)atomicAdd(&ws[2], 1u);
+      slots[1] = (int)atomicAdd(&ws[2], 1u);
+    }
+    cluster_arrive_shared();
+    cluster_wait();
+    int cur = ld_cluster_s32(slot0), nxt = ld_cluster_s32(slot0 + 4);
+    uint2 raw[16];
+    if (cur < tiles)
+      fetch(x, C, row0, (size_t)cur * CW, raw);
+#pragma unroll 1
+    for (int k = 0; cur < tiles; ++k) {
+      if (leader)
+        slots[2 + (k & 1)] = (int)atomicAdd(&ws[2], 1u);
+      local(raw, tile);
+      cluster_arrive_shared();
+      cluster_wait();
+      const int after = ld_cluster_s32(slot0 + 4 * (2 + (k & 1)));
+      // The next tile's loads fly during the gather, the epilogue and the
+      // barrier (issued earlier they measured slower).
+      if (nxt < tiles)
+        fetch(x, C, row0, (size_t)nxt * CW, raw);
+      float4 w[ITEMS][2][X];
+      gather(tile, rank, w);
+      cluster_arrive_after(consume(w) + (float)after, sink);
+      emit(w, (size_t)cur * CW);
+      cluster_wait();
+      cur = nxt;
+      nxt = after;
+    }
+    // Rank 0's slots stay until every rank has read them.
+    cluster_arrive_after((float)(cur + nxt), sink);
+    cluster_wait();
+    if (leader) {
+      __threadfence();
+      if (atomicAdd(&ws[3], 1u) == gridDim.x / X - 1) {
+        atomicExch(&ws[2], 0u);
+        atomicExch(&ws[3], 0u);
+      }
+    }
+  }
+#endif
+};
+
+/// y = H x (BF16 / F32 out) in one pass.
+template <int X, int OUT>
+__device__ __forceinline__ void hadc_store(const bf16 *x, size_t C, float scale_h,
+                                           typename Elem<OUT>::type *y, unsigned *ws) {
+#if HALO_CLUSTERS
+  typedef ColCluster<X> CC;
+  const unsigned rank = cluster_rank();
+  CC::run(
+      x, C, ws,
+      [&](float4 (&w)[CC::ITEMS][2][X]) {
+        CC::template mix<X>(w);
+        return CC::depend(w);
+      },
+      [&](const float4 (&w)[CC::ITEMS][2][X], size_t c0) {
+        CC::each4(w, rank, C, c0, scale_h, [&](const float *v, size_t off) {
+          if constexpr (OUT == kF32) {
+            *reinterpret_cast<float4 *>(y + off) = make_float4(v[0], v[1], v[2], v[3]);
+          } else {
+            __nv_bfloat162 p0 = __floats2bfloat162_rn(v[0], v[1]);
+            __nv_bfloat162 p1 = __floats2bfloat162_rn(v[2], v[3]);
+            *reinterpret_cast<uint2 *>(y + off) = make_uint2(
+                *reinterpret_cast<unsigned *>(&p0), *reinterpret_cast<unsigned *>(&p1));
+          }
+        });
+      });
+#else
+  __trap();
+#endif
+}
+
+/// Per-tensor absmax: the last stage is not formed (max(|a + b|, |a - b|) =
+/// RN(|a| + |b|), see RowWide::absmax_b) and 1/sqrt(T) multiplies the
+/// maximum once. Ranks fold their maxima into rank 0's shared memory; rank 0
+/// publishes (one arrival per cluster).
+template <int X, int FMT>
+__device__ __forceinline__ void hadc_absmax(const bf16 *x, size_t C, float scale_h,
+                                            unsigned *ws, float *scale_out,
+                                            float *absmax_out) {
+#if HALO_CLUSTERS
+  typedef ColCluster<X> CC;
+  extern __shared__ __align__(16) unsigned char smem[];
+  float *red = reinterpret_cast<float *>(smem) + CC::RED;
+  float *ranks = reinterpret_cast<float *>(smem) + CC::RANKS;
+  float amax = 0.0f;
+  CC::run(
+      x, C, ws,
+      [&](float4 (&w)[CC::ITEMS][2][X]) {
+        CC::template mix<X / 2>(w);
+#pragma unroll
+        for (int i = 0; i < CC::ITEMS; ++i)
+#pragma unroll
+          for (int hf = 0; hf < 2; ++hf)
+#pragma unroll
+            for (int r = 0; r < X / 2; ++r) {
+              const float4 a = w[i][hf][r], b = w[i][hf][r + X / 2];
+              amax = fmaxf(amax, fmaxf(fmaxf(fabsf(a.x) + fabsf(b.x), fabsf(a.y) + fabsf(b.y)),
+                                       fmaxf(fabsf(a.z) + fabsf(b.z), fabsf(a.w) + fabsf(b.w))));
+            }
+        return amax;
+      },
+      [](const float4 (&)[CC::ITEMS][2][X], size_t) {});
+  const unsigned rank = cluster_rank();
+  amax = block_max<CC::THREADS>(amax, red);
+  if (threadIdx.x == 0)
+    st_cluster(cluster_addr(ranks + rank, 0), amax);
+  cluster_arrive_release();
+  cluster_wait();
+  if (rank == 0 && threadIdx.x == 0) {
+    float m = ranks[0];
+#pragma unroll
+    for (int r = 1; r < X; ++r)
+      m = fmaxf(m, ranks[r]);
+    publish_absmax<FMT>(m * scale_h, ws, scale_out, absmax_out, gridDim.x / X);
+  }
+#else
+  __trap();
+#endif
+}
+
+/// Per-tensor quantize with the device scale (quantize_rcp's codes, the
+/// same as x / scale).
+template <int X, int FMT>
+__device__ __forceinline__ void hadc_apply(const bf16 *x, size_t C, float scale_h,
+                                           const float *scale_in, unsigned char *out,
+                                           unsigned *ws) {
+#if HALO_CLUSTERS
+  typedef ColCluster<X> CC;
+  const unsigned rank = cluster_rank();
+  const float s = *scale_in;
+  const float rcp = __frcp_rn(s);
+  CC::run(
+      x, C, ws,
+      [&](float4 (&w)[CC::ITEMS][2][X]) {
+        CC::template mix<X>(w);
+        return CC::depend(w);
+      },
+      [&](const float4 (&w)[CC::ITEMS][2][X], size_t c0) {
+        CC::each4(w, rank, C, c0, scale_h, [&](const float *v, size_t off) {
+          *reinterpret_cast<unsigned *>(out + off) = quantize4_rcp<FMT>(v, s, rcp);
+        });
+      });
+#else
+  __trap();
+#endif
 }
 
 } // namespace halo

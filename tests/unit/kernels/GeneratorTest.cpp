@@ -12,6 +12,7 @@
 
 #include <cstdlib>
 #include <regex>
+#include <tuple>
 
 namespace halo::cuda::kernels {
 namespace {
@@ -19,13 +20,13 @@ namespace {
 TEST(Generator, TemplatesAreEmbedded) {
   for (const char *f : {"common.cuh", "hadamard_rows.cuh", "hadamard_cols.cuh",
                         "rmsnorm.cuh", "elementwise.cuh", "cross_entropy.cuh",
-                        "attention.cuh"}) {
+                        "attention.cuh", "attention_mma.cuh"}) {
     std::string_view text = templateText(f);
     EXPECT_GT(text.size(), 500u) << f;
     EXPECT_NE(text.find("namespace halo"), std::string_view::npos) << f;
   }
   EXPECT_TRUE(templateText("nope.cuh").empty());
-  EXPECT_EQ(templateFiles().size(), 7u);
+  EXPECT_EQ(templateFiles().size(), 8u);
 }
 
 TEST(Generator, FloatLiteralRoundTrips) {
@@ -166,6 +167,58 @@ TEST(Generator, LeftHadamardPasses) {
   EXPECT_EQ(k->find("_absmax")->grid.y, 128u);
 }
 
+TEST(Generator, LeftHadamardClusterForm) {
+  HadamardQuantizeParams p;
+  p.rows = 8192;
+  p.cols = 4096;
+  p.side = HadamardSide::Left;
+  p.targetSm = 90;
+  auto k = hadamardQuantizeKernel(p);
+  ASSERT_TRUE(k.ok()) << k.status().message();
+  ASSERT_EQ(k->launches.size(), 2u); // absmax, quant: one pass, no tmp
+  EXPECT_EQ(k->scratchBytes, 0u);
+  EXPECT_EQ(k->workspaceBytes, 16u); // absmax, arrivals, tile counter
+  EXPECT_EQ(k->program, "halo_hql_8192x4096_fp8_cl8");
+  // Persistent: 2 CTAs per SM on 132 SMs, clusters of 8.
+  EXPECT_EQ(k->find("_quant")->grid.x, 33u * 8);
+  EXPECT_EQ(k->find("_quant")->sharedBytes, 1024u * 16 * 4 + 256);
+  EXPECT_NE(k->find("_quant")->signature.find("unsigned* ws"), std::string::npos);
+  EXPECT_NE(k->source.find("HALO_CLUSTER_DIMS(8)"), std::string::npos);
+  p.rows = 2048; // clusters of 2
+  p.cols = 32;   // 2 tiles: 2 clusters
+  k = hadamardQuantizeKernel(p);
+  ASSERT_TRUE(k.ok());
+  EXPECT_EQ(k->find("_absmax")->grid.x, 2u * 2);
+  // Two passes: an older or unknown device, K > 1, too many rows, columns
+  // not a multiple of 16, or FP32 input.
+  for (auto [rows, cols, sm] : {std::tuple{8192, 4096, 89}, {8192, 4096, 0},
+                                {12288, 4096, 90}, {16384, 4096, 90}, {8192, 24, 90}}) {
+    p.rows = rows;
+    p.cols = cols;
+    p.targetSm = sm;
+    k = hadamardQuantizeKernel(p);
+    ASSERT_TRUE(k.ok()) << k.status().message();
+    EXPECT_TRUE(k->find("_pass1")) << rows << "x" << cols << " sm " << sm;
+  }
+  p.rows = 8192;
+  p.cols = 4096;
+  p.input = ElemType::F32;
+  k = hadamardQuantizeKernel(p);
+  ASSERT_TRUE(k.ok());
+  EXPECT_TRUE(k->find("_pass1"));
+  HadamardParams h;
+  h.rows = 4096;
+  h.cols = 14336;
+  h.side = HadamardSide::Left;
+  h.targetSm = 90;
+  auto r = hadamardKernel(h);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(r->launches.size(), 1u);
+  EXPECT_EQ(r->launches[0].grid.x, 66u * 4);
+  EXPECT_EQ(r->scratchBytes, 0u);
+  EXPECT_EQ(r->workspaceBytes, 16u);
+}
+
 TEST(Generator, RejectsBadShapes) {
   HadamardQuantizeParams p;
   p.rows = 4;
@@ -193,6 +246,37 @@ TEST(Generator, RejectsBadShapes) {
   EXPECT_FALSE(ropeKernel({100, 64, 4, 2, 16, 1e4, false}).ok());
   EXPECT_FALSE(attentionForwardKernel({1, 64, 4, 3, 16}).ok());
   EXPECT_FALSE(swigluForwardKernel(12).ok());
+}
+
+TEST(Generator, AttentionOnTensorCoresWhereTheHeadDimAllows) {
+  // hd = 128: mma kernels, 128 threads, the tiles in dynamic shared memory.
+  StatusOr<GeneratedKernel> f = attentionForwardKernel({4, 2048, 32, 8, 128});
+  StatusOr<GeneratedKernel> b = attentionBackwardKernel({4, 2048, 32, 8, 128});
+  ASSERT_TRUE(f.ok() && b.ok());
+  EXPECT_NE(f->source.find("halo::attn_mma_fwd<2048, 32, 8, 128, 4>"), std::string::npos);
+  EXPECT_EQ(f->launches[0].block.x, 128u);
+  EXPECT_EQ(f->launches[0].grid.x, 2048u / 64);
+  // 64 query rows + two buffers of 64 key and 64 value rows.
+  EXPECT_EQ(f->launches[0].sharedBytes, (64u + 4 * 64) * 128 * 2);
+  ASSERT_EQ(b->launches.size(), 3u);
+  EXPECT_EQ(b->launches[1].entry, b->program + "_dkdv");
+  EXPECT_EQ(b->launches[1].sharedBytes, (2u * 64 + 4 * 64) * 128 * 2 + 4 * 64 * 4);
+  EXPECT_EQ(b->launches[2].sharedBytes, (2u * 64 + 4 * 64) * 128 * 2);
+  EXPECT_LE(b->launches[1].sharedBytes, 99u * 1024); // sm_89's per-block limit
+  EXPECT_NE(b->source.find("halo::attn_mma_dq<2048, 32, 8, 128, 4>"), std::string::npos);
+  // 8 warps: 128-row blocks.
+  StatusOr<GeneratedKernel> f8 = attentionForwardKernel({4, 2048, 32, 8, 128, 8});
+  ASSERT_TRUE(f8.ok());
+  EXPECT_EQ(f8->launches[0].block.x, 256u);
+  EXPECT_EQ(f8->launches[0].grid.x, 2048u / 128);
+  EXPECT_FALSE(attentionForwardKernel({4, 2048, 32, 8, 128, 6}).ok());
+  // hd = 8 (not a multiple of 16) and hd = 256 (too many registers): CUDA cores.
+  for (int64_t hd : {8, 256}) {
+    StatusOr<GeneratedKernel> c = attentionForwardKernel({1, 64, 4, 2, hd});
+    ASSERT_TRUE(c.ok()) << hd;
+    EXPECT_EQ(c->source.find("attn_mma_fwd"), std::string::npos) << hd;
+    EXPECT_EQ(c->launches[0].sharedBytes, 0u) << hd;
+  }
 }
 
 TEST(Generator, ProgramsAreDistinctIdentifiers) {

@@ -4,7 +4,7 @@
 // example (hidden 64, FFN 192 = 12 * 16, T = 512, vocab 256, 4 heads / 2 KV,
 // head dim 16) and Llama-3-8B (hidden 4096, FFN 14336 = 28 * 512, T = 8192,
 // 32 heads / 8 KV, head dim 128, vocab 128256), covering each template and
-// each option at least once.
+// each option at least once (the sm_90 cluster forms at Llama-3-8B only).
 //
 //===----------------------------------------------------------------------===//
 #ifndef HALO_TESTS_UNIT_KERNELS_KERNELCASES_H
@@ -83,6 +83,15 @@ inline std::vector<KernelCase> kernelCases(const ModelShape &m) {
     l.side = HadamardSide::Left;
     l.format = QuantFormat::INT8;
     hq("hql_i8_tensor", l);
+    if (T >= 2048) { // the sm_90 cluster form (one pass)
+      for (int64_t n : {m.hidden, m.ffn}) {
+        HadamardQuantizeParams c = l;
+        c.cols = n;
+        c.format = QuantFormat::FP8E4M3;
+        c.targetSm = 90;
+        hq("hql_fp8_cluster_" + std::to_string(n), c);
+      }
+    }
   }
   auto had = [&](std::string label, HadamardParams p) {
     cases.push_back({std::move(label), [p] { return hadamardKernel(p); }});
@@ -101,6 +110,13 @@ inline std::vector<KernelCase> kernelCases(const ModelShape &m) {
     p.side = HadamardSide::Left;
     p.transposed = true;
     had("h_left_ht", p);
+    if (T >= 2048) {
+      HadamardParams c = p;
+      c.targetSm = 90;
+      had("h_left_cluster", c);
+      c.output = ElemType::F32;
+      had("h_left_cluster_of32", c);
+    }
     HadamardParams f = p;
     f.side = HadamardSide::Right;
     f.transposed = false;

@@ -373,10 +373,13 @@ public:
   void hadamardQuant(size_t rows, size_t cols, QuantFormat f, bool rowwise,
                      bool tout, bool transposedH, bool rotate, int outliers,
                      bool timing, bool fast = false);
-  void hadamardQuantLeft(size_t rows, size_t cols, QuantFormat f, bool timing);
+  /// cluster: generate for this device (targetSm), which on sm_90 selects the
+  /// one-pass cluster form; otherwise for an unknown device (two passes).
+  void hadamardQuantLeft(size_t rows, size_t cols, QuantFormat f, bool timing,
+                         bool cluster = false);
   void swigluQuant(size_t rows, size_t cols);
   void hadamardPlain(size_t rows, size_t cols, HadamardSide side, bool transposed,
-                     ElemType in, ElemType out, bool timing);
+                     ElemType in, ElemType out, bool timing, bool cluster = false);
   void rmsNorm(size_t rows, size_t dim, bool timing);
   void rope(size_t tokens, size_t seq, size_t h, size_t kv, size_t hd);
   void swiglu(size_t n);
@@ -385,7 +388,8 @@ public:
   void norms(size_t n);
   void adamw(size_t n);
   void overflowGuard(size_t n);
-  void attention(size_t b, size_t s, size_t h, size_t kv, size_t hd, bool timing);
+  void attention(size_t b, size_t s, size_t h, size_t kv, size_t hd, bool timing,
+                 int64_t warps = 0);
 
   std::vector<std::string> timings;
 
@@ -394,6 +398,7 @@ private:
   Report &rep_;
   const GpuCheckOptions &opt_;
   float copyMs(size_t bytes, float *gbps);
+  int targetSm() const { return gpu_.ctx->info().ccMajor * 10 + gpu_.ctx->info().ccMinor; }
 };
 
 float Checker::copyMs(size_t bytes, float *gbps) {
@@ -549,9 +554,10 @@ void Checker::hadamardQuant(size_t rows, size_t cols, QuantFormat f, bool rowwis
 }
 
 void Checker::hadamardQuantLeft(size_t rows, size_t cols, QuantFormat f,
-                                bool timing) {
+                                bool timing, bool cluster) {
   std::string name = "hadamard_quant_left_" + std::to_string(rows) + "x" +
-                     std::to_string(cols) + (f == QuantFormat::FP8E4M3 ? "_fp8" : "_i8");
+                     std::to_string(cols) + (f == QuantFormat::FP8E4M3 ? "_fp8" : "_i8") +
+                     (cluster ? "_cl" : "");
   if (!wanted(name))
     return;
   HadamardQuantizeParams p;
@@ -559,6 +565,7 @@ void Checker::hadamardQuantLeft(size_t rows, size_t cols, QuantFormat f,
   p.cols = static_cast<int64_t>(cols);
   p.side = HadamardSide::Left;
   p.format = f;
+  p.targetSm = cluster ? targetSm() : 0;
   auto l = get(hadamardQuantizeKernel(p));
   std::vector<float> x = randomBf16(rows, cols, rows + 7 * cols, 0.01f, 4);
   Buf dx = upload(gpu_, toBf16(x));
@@ -566,15 +573,24 @@ void Checker::hadamardQuantLeft(size_t rows, size_t cols, QuantFormat f,
   Buf scale = alloc(gpu_, 4), absmax = alloc(gpu_, 4);
   Buf tmp = alloc(gpu_, l->kernel.scratchBytes);
   const bool two = l->kernel.launches.size() == 3;
+  const CUdeviceptr src = two ? tmp.p() : dx.p();
+  auto pass1 = [&] { check(launch(gpu_, *l, 0, Args().ptr(dx.p()).ptr(tmp.p()))); };
+  auto amax = [&] {
+    check(launch(gpu_, *l, two, Args().ptr(src).ptr(ws.p()).ptr(scale.p()).ptr(absmax.p())));
+  };
+  // The cluster form's tile counter is in ws (a fourth argument).
+  const bool quantWs = l->kernel.find("_quant")->signature.find("ws") != std::string::npos;
+  auto quant = [&] {
+    Args a = Args().ptr(src).ptr(scale.p()).ptr(codes.p());
+    if (quantWs)
+      a.ptr(ws.p());
+    check(launch(gpu_, *l, two + 1, a));
+  };
   auto run = [&] {
-    CUdeviceptr src = dx.p();
-    size_t i = 0;
-    if (two) {
-      check(launch(gpu_, *l, i++, Args().ptr(dx.p()).ptr(tmp.p())));
-      src = tmp.p();
-    }
-    check(launch(gpu_, *l, i++, Args().ptr(src).ptr(ws.p()).ptr(scale.p()).ptr(absmax.p())));
-    check(launch(gpu_, *l, i++, Args().ptr(src).ptr(scale.p()).ptr(codes.p())));
+    if (two)
+      pass1();
+    amax();
+    quant();
   };
   run();
   run();
@@ -586,16 +602,22 @@ void Checker::hadamardQuantLeft(size_t rows, size_t cols, QuantFormat f,
   CodeDiff d = compareCodes(download<uint8_t>(codes, rows * cols), ref.codes, f);
   float s = download<float>(scale, 1)[0];
   bool ok = std::memcmp(&s, &ref.scales[0], 4) == 0 && d.mismatches == 0;
-  rep_.result(name, ok, "scale " + std::to_string(s) + "; " + d.describe(rows * cols) +
-                            (two ? " (two passes)" : " (one pass)"));
+  rep_.result(name, ok, "scale " + std::to_string(s) + "; " + d.describe(rows * cols) + " (" +
+                            l->kernel.program + ", " +
+                            std::to_string(l->kernel.launches.size()) + " launches)");
   if (timing) {
     float copyBw = 0;
     copyMs(rows * cols * 2, &copyBw);
     float ms = timeMs(gpu_, run);
+    float ma = timeMs(gpu_, amax), mq = timeMs(gpu_, quant);
+    float m1 = two ? timeMs(gpu_, pass1) : 0.0f;
+    double rw = rows * cols * 3.0; // read the BF16 input once, write codes
+    double bw = rw / (ms * 1e-3) / 1e9;
     std::ostringstream t;
-    t << name << ": " << ms * 1e3 << " us for " << l->kernel.launches.size()
-      << " launches; a copy of R+W bytes would take "
-      << (rows * cols * 3.0) / (copyBw * 1e9) * 1e6 << " us";
+    t << name << " (" << l->kernel.program << "): " << ms * 1e3 << " us ("
+      << (two ? "pass1 " + std::to_string(m1 * 1e3) + " + " : std::string())
+      << "absmax " << ma * 1e3 << " + quant " << mq * 1e3 << "); R+W " << bw
+      << " GB/s = " << 100.0 * bw / copyBw << "% of copy bandwidth " << copyBw << " GB/s";
     rep_.log << "[TIME] " << t.str() << std::endl;
     timings.push_back(t.str());
   }
@@ -631,11 +653,12 @@ void Checker::swigluQuant(size_t rows, size_t cols) {
 }
 
 void Checker::hadamardPlain(size_t rows, size_t cols, HadamardSide side,
-                            bool transposed, ElemType in, ElemType out, bool timing) {
+                            bool transposed, ElemType in, ElemType out, bool timing,
+                            bool cluster) {
   std::ostringstream nm;
   nm << "hadamard_" << (side == HadamardSide::Right ? "right" : "left") << "_" << rows
      << "x" << cols << (transposed ? "_ht" : "") << (in == ElemType::F32 ? "_if32" : "")
-     << (out == ElemType::F32 ? "_of32" : "");
+     << (out == ElemType::F32 ? "_of32" : "") << (cluster ? "_cl" : "");
   std::string name = nm.str();
   if (!wanted(name))
     return;
@@ -646,6 +669,7 @@ void Checker::hadamardPlain(size_t rows, size_t cols, HadamardSide side,
   p.transposed = transposed;
   p.input = in;
   p.output = out;
+  p.targetSm = cluster ? targetSm() : 0;
   auto l = get(hadamardKernel(p));
   std::vector<float> x = randomBf16(rows, cols, 99 + rows, 1.0f, 2);
   if (in == ElemType::F32) { // full-precision FP32 inputs
@@ -657,15 +681,19 @@ void Checker::hadamardPlain(size_t rows, size_t cols, HadamardSide side,
   Buf dx = in == ElemType::F32 ? upload(gpu_, x) : upload(gpu_, toBf16(x));
   size_t ob = out == ElemType::F32 ? 4 : 2;
   Buf dy = alloc(gpu_, rows * cols * ob), tmp = alloc(gpu_, l->kernel.scratchBytes);
+  Buf ws = alloc(gpu_, l->kernel.workspaceBytes);
   auto run = [&] {
     if (l->kernel.launches.size() == 2) {
       check(launch(gpu_, *l, 0, Args().ptr(dx.p()).ptr(tmp.p())));
       check(launch(gpu_, *l, 1, Args().ptr(tmp.p()).ptr(dy.p())));
+    } else if (l->kernel.workspaceBytes) { // the cluster form's tile counter
+      check(launch(gpu_, *l, 0, Args().ptr(dx.p()).ptr(dy.p()).ptr(ws.p())));
     } else {
       check(launch(gpu_, *l, 0, Args().ptr(dx.p()).ptr(dy.p())));
     }
   };
   run();
+  run(); // the second run checks that the workspace was left zeroed
   check(gpu_.ctx->synchronize());
   std::vector<float> want = x;
   if (side == HadamardSide::Right)
@@ -684,7 +712,8 @@ void Checker::hadamardPlain(size_t rows, size_t cols, HadamardSide side,
   for (size_t i = 0; i < got.size(); ++i)
     bad += std::memcmp(&got[i], &want[i], 4) != 0;
   rep_.result(name, bad == 0, std::to_string(bad) + "/" + std::to_string(got.size()) +
-                                  " values differ from the CPU oracle (bit-exact expected)");
+                                  " values differ from the CPU oracle (bit-exact expected; " +
+                                  l->kernel.program + ")");
   if (timing) {
     float copyBw = 0;
     copyMs(rows * cols * 2, &copyBw);
@@ -692,8 +721,9 @@ void Checker::hadamardPlain(size_t rows, size_t cols, HadamardSide side,
     double bytes = rows * cols * ((in == ElemType::F32 ? 4.0 : 2.0) + ob);
     double bw = bytes / (ms * 1e-3) / 1e9;
     std::ostringstream t;
-    t << name << ": " << ms * 1e3 << " us, " << bw << " GB/s (R+W) = "
-      << 100.0 * bw / copyBw << "% of copy bandwidth";
+    t << name << " (" << l->kernel.program << "): " << ms * 1e3 << " us, " << bw
+      << " GB/s (R+W) = " << 100.0 * bw / copyBw << "% of copy bandwidth " << copyBw
+      << " GB/s";
     rep_.log << "[TIME] " << t.str() << std::endl;
     timings.push_back(t.str());
   }
@@ -971,14 +1001,17 @@ void Checker::adamw(size_t n) {
               "param " + s1 + "; m " + s2 + "; v " + s3 + "; bf16 copy " + s4);
 }
 
-void Checker::attention(size_t B, size_t S, size_t H, size_t KV, size_t hd, bool timing) {
+void Checker::attention(size_t B, size_t S, size_t H, size_t KV, size_t hd, bool timing,
+                        int64_t warps) {
   std::ostringstream nm;
   nm << "attention_" << B << "x" << S << "_" << H << "x" << KV << "x" << hd;
+  if (warps)
+    nm << "_w" << warps;
   std::string name = nm.str();
   if (!wanted(name))
     return;
   AttentionParams p{static_cast<int64_t>(B), static_cast<int64_t>(S), static_cast<int64_t>(H),
-                    static_cast<int64_t>(KV), static_cast<int64_t>(hd)};
+                    static_cast<int64_t>(KV), static_cast<int64_t>(hd), warps};
   auto lf = get(attentionForwardKernel(p));
   auto lb = get(attentionBackwardKernel(p));
   size_t T = B * S;
@@ -1090,6 +1123,14 @@ GpuCheckResult runGpuChecks(const GpuCheckOptions &options, std::ostream &log) {
   guard("h tiny", [&] { c.hadamardPlain(512, 64, HadamardSide::Right, false, ElemType::F32, ElemType::F32, false); });
   guard("h tiny", [&] { c.hadamardPlain(512, 64, HadamardSide::Left, true, ElemType::BF16, ElemType::F32, false); });
   guard("h tiny", [&] { c.hadamardPlain(192, 64, HadamardSide::Left, false, ElemType::BF16, ElemType::BF16, false); });
+  // The sm_90 cluster form: clusters of 2, 4 and 8 (two passes elsewhere).
+  guard("hql cluster", [&] { c.hadamardQuantLeft(2048, 64, I8, false, true); });
+  guard("hql cluster", [&] { c.hadamardQuantLeft(4096, 48, F8, false, true); });
+  guard("hql cluster", [&] { c.hadamardQuantLeft(8192, 32, F8, false, true); });
+  guard("h cluster", [&] { c.hadamardPlain(8192, 32, HadamardSide::Left, false, ElemType::BF16, ElemType::BF16, false, true); });
+  guard("h cluster", [&] { c.hadamardPlain(4096, 16, HadamardSide::Left, true, ElemType::BF16, ElemType::F32, false, true); });
+  guard("h cluster", [&] { c.hadamardPlain(2048, 48, HadamardSide::Left, false, ElemType::BF16, ElemType::BF16, false, true); });
+  guard("h cluster", [&] { c.hadamardPlain(8192, 32, HadamardSide::Left, false, ElemType::F32, ElemType::F32, false, true); });
   // --- 3-5. the rest, tiny shapes ---
   guard("rmsnorm", [&] { c.rmsNorm(512, 64, false); });
   guard("rope", [&] { c.rope(512, 64, 4, 2, 16); });
@@ -1109,13 +1150,22 @@ GpuCheckResult runGpuChecks(const GpuCheckOptions &options, std::ostream &log) {
     guard("hq 8b", [&] { c.hadamardQuant(8192, 14336, F8, true, false, false, true, 8, T); });
     guard("q 8b", [&] { c.hadamardQuant(8192, 4096, F8, false, false, false, false, 8, T); });
     guard("hql 8b", [&] { c.hadamardQuantLeft(8192, 4096, I8, T); });
+    for (size_t n : {4096, 14336})
+      for (bool cl : {false, true}) {
+        guard("hql 8b", [&] { c.hadamardQuantLeft(8192, n, F8, T, cl); });
+        guard("h 8b", [&] { c.hadamardPlain(8192, n, HadamardSide::Left, false, ElemType::BF16, ElemType::BF16, T, cl); });
+      }
     guard("h 8b", [&] { c.hadamardPlain(8192, 4096, HadamardSide::Right, true, ElemType::BF16, ElemType::BF16, T); });
     guard("h 8b", [&] { c.hadamardPlain(8192, 14336, HadamardSide::Right, true, ElemType::BF16, ElemType::BF16, T); });
     guard("h 8b", [&] { c.hadamardPlain(8192, 4096, HadamardSide::Left, true, ElemType::BF16, ElemType::BF16, T); });
     guard("rmsnorm 8b", [&] { c.rmsNorm(8192, 4096, T); });
     guard("rope 8b", [&] { c.rope(8192, 2048, 32, 8, 128); });
     guard("attention", [&] { c.attention(1, 512, 8, 2, 128, false); });
+    // S not a multiple of the tiles: padded rows and keys.
+    guard("attention", [&] { c.attention(2, 200, 4, 2, 64, false); });
+    guard("attention", [&] { c.attention(2, 200, 4, 2, 64, false, 8); });
     guard("attention 8b", [&] { c.attention(4, 2048, 32, 8, 128, T); });
+    guard("attention 8b", [&] { c.attention(4, 2048, 32, 8, 128, T, 8); });
   }
   result.checks = report.checks;
   result.failures = report.failures;
