@@ -45,10 +45,11 @@ LogicalResult add(exec::KernelOp kernel, std::vector<ck::GeneratedKernel> &parts
   return success();
 }
 
-LogicalResult emitHadamardQuantize(exec::KernelOp kernel, Block &body, bool rotate,
+LogicalResult emitHadamardQuantize(exec::KernelOp kernel, Block &body, bool rotate, int targetSm,
                                    std::vector<ck::GeneratedKernel> &parts) {
   auto q = find<QuantizeOp>(body);
   ck::HadamardQuantizeParams p;
+  p.targetSm = targetSm;
   Value x = q.getX();
   if (rotate) {
     auto h = find<HadamardOp>(body);
@@ -129,14 +130,16 @@ LogicalResult emitElementwise(exec::KernelOp kernel, Operation &op,
   return success();
 }
 
-LogicalResult emitKernel(exec::KernelOp kernel, std::vector<ck::GeneratedKernel> &parts) {
+LogicalResult emitKernel(exec::KernelOp kernel, int targetSm,
+                         std::vector<ck::GeneratedKernel> &parts) {
   Block &body = kernel.getBody().front();
   StringRef kind = kernel.getKind();
   if (kind == "hadamard_quantize" || kind == "quantize")
-    return emitHadamardQuantize(kernel, body, kind == "hadamard_quantize", parts);
+    return emitHadamardQuantize(kernel, body, kind == "hadamard_quantize", targetSm, parts);
   if (kind == "hadamard") {
     auto h = find<HadamardOp>(body);
     ck::HadamardParams p;
+    p.targetSm = targetSm;
     p.rows = dim(h.getX(), 0);
     p.cols = dim(h.getX(), 1);
     p.side = h.getSide() == HadamardSide::left ? ck::HadamardSide::Left : ck::HadamardSide::Right;
@@ -290,7 +293,7 @@ cuda::kernels::GeneratedKernel elementwiseKernel(const std::string &program, int
   return k;
 }
 
-nlohmann::json cudaManifest(const std::vector<EmittedKernel> &kernels) {
+nlohmann::json cudaManifest(const std::vector<EmittedKernel> &kernels, int targetSm) {
   nlohmann::json sources = nlohmann::json::object(), byName = nlohmann::json::object();
   for (const EmittedKernel &k : kernels) {
     nlohmann::json parts = nlohmann::json::array();
@@ -310,7 +313,7 @@ nlohmann::json cudaManifest(const std::vector<EmittedKernel> &kernels) {
     }
     byName[k.name] = {{"kind", k.kind}, {"loc", k.loc}, {"parts", parts}};
   }
-  return {{"sources", sources}, {"kernels", byName}};
+  return {{"target_sm", targetSm}, {"sources", sources}, {"kernels", byName}};
 }
 
 cuda::kernels::GeneratedKernel transposeKernel(const std::string &program, int64_t rows,
@@ -383,7 +386,7 @@ cuda::kernels::GeneratedKernel transposeKernel(const std::string &program, int64
   return k;
 }
 
-FailureOr<std::vector<EmittedKernel>> emitCudaKernels(ModuleOp module) {
+FailureOr<std::vector<EmittedKernel>> emitCudaKernels(ModuleOp module, int targetSm) {
   std::vector<EmittedKernel> kernels;
   llvm::StringSet<> seen;
   WalkResult walk = module.walk([&](exec::KernelOp kernel) {
@@ -393,7 +396,7 @@ FailureOr<std::vector<EmittedKernel>> emitCudaKernels(ModuleOp module) {
     if (auto name = dyn_cast<NameLoc>(kernel.getLoc()))
       loc = name.getName().str();
     EmittedKernel emitted{kernel.getName().str(), kernel.getKind().str(), loc, {}};
-    if (failed(emitKernel(kernel, emitted.parts)))
+    if (failed(emitKernel(kernel, targetSm, emitted.parts)))
       return WalkResult::interrupt();
     kernels.push_back(std::move(emitted));
     return WalkResult::advance();

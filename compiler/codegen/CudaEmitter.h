@@ -29,14 +29,21 @@ struct EmittedKernel {
   std::vector<cuda::kernels::GeneratedKernel> parts;
 };
 
+/// The oldest GPU the kernels must run on, as compute capability x 10 (90 =
+/// sm_90). Generators use features of newer GPUs only when the target has
+/// them (sm_90: the thread-block-cluster left Hadamard).
+constexpr int kDefaultTargetSm = 90;
+
 /// Every distinct exec.kernel of every function, in first-use order. Fails
 /// with a diagnostic naming the kernel for a kind without a generator.
-mlir::FailureOr<std::vector<EmittedKernel>> emitCudaKernels(mlir::ModuleOp module);
+mlir::FailureOr<std::vector<EmittedKernel>> emitCudaKernels(mlir::ModuleOp module,
+                                                            int targetSm = kDefaultTargetSm);
 
-/// The program file's "cuda" section: {"sources": {program: source},
-/// "kernels": {name: {"kind", "parts": [{"program", "launches", ...}]}}}
-/// (docs/program-format.md).
-nlohmann::json cudaManifest(const std::vector<EmittedKernel> &kernels);
+/// The program file's "cuda" section: {"target_sm": N, "sources": {program:
+/// source}, "kernels": {name: {"kind", "parts": [{"program", "launches",
+/// ...}]}}} (docs/program-format.md).
+nlohmann::json cudaManifest(const std::vector<EmittedKernel> &kernels,
+                            int targetSm = kDefaultTargetSm);
 
 /// A simple elementwise kernel over `elements` values: `expr` reads the
 /// float locals a (and b) and yields the float result, stored as `out`.

@@ -67,6 +67,21 @@ static cl::opt<std::string> precisionOverride(
     "precision", cl::desc("fp8|int8|bf16 (overrides the file)"), cl::init(""),
     cl::cat(haloCategory));
 
+static cl::opt<std::string> gpuArch(
+    "gpu-arch",
+    cl::desc("oldest GPU the CUDA kernels must run on: sm_80, sm_89, sm_90 (default; enables "
+             "Hopper-only kernels, and such a program refuses to load on an older GPU)"),
+    cl::init("sm_90"), cl::cat(haloCategory));
+
+/// --gpu-arch as compute capability x 10.
+static std::optional<int> targetSm() {
+  llvm::StringRef a = gpuArch;
+  unsigned sm = 0;
+  if (!a.consume_front("sm_") || a.getAsInteger(10, sm) || sm < 80 || sm > 200)
+    return std::nullopt;
+  return static_cast<int>(sm);
+}
+
 static int fail(const std::string &message) {
   llvm::WithColor::error(llvm::errs(), "haloc") << message << "\n";
   return 1;
@@ -77,12 +92,12 @@ static int fail(const std::string &message) {
 static int writeCuda(mlir::ModuleOp module) {
   if (outputPath.empty() || outputPath == "-")
     return fail("--emit=cuda needs an output directory: -o <dir>");
-  mlir::FailureOr<std::vector<EmittedKernel>> kernels = emitCudaKernels(module);
+  mlir::FailureOr<std::vector<EmittedKernel>> kernels = emitCudaKernels(module, *targetSm());
   if (mlir::failed(kernels))
     return 1;
   if (std::error_code ec = llvm::sys::fs::create_directories(outputPath))
     return fail("-o " + outputPath + ": " + ec.message());
-  nlohmann::json cuda = cudaManifest(*kernels);
+  nlohmann::json cuda = cudaManifest(*kernels, *targetSm());
   auto write = [&](const std::string &file, const std::string &text) {
     std::string error;
     auto out = mlir::openOutputFile(outputPath + "/" + file, &error);
@@ -123,6 +138,9 @@ int main(int argc, char **argv) {
       "  haloc examples/tiny.json --emit=halo\n"
       "  haloc examples/llama-3-8b.json --emit=placed --level 2 --precision int8\n");
 
+  if (!targetSm())
+    return fail("--gpu-arch " + gpuArch + ": expected sm_NN with NN >= 80 (e.g. sm_80, sm_89, "
+                "sm_90)");
   StatusOr<frontend::ModelConfig> config = frontend::parseModelConfigFile(inputPath);
   if (!config.ok())
     return fail(config.status().message());
@@ -154,10 +172,11 @@ int main(int argc, char **argv) {
   if (emitStage == Stage::Cuda)
     return writeCuda(*module);
   if (emitStage == Stage::Program) {
-    mlir::FailureOr<std::vector<EmittedKernel>> kernels = emitCudaKernels(*module);
+    mlir::FailureOr<std::vector<EmittedKernel>> kernels = emitCudaKernels(*module, *targetSm());
     if (mlir::failed(kernels))
       return 1;
-    mlir::FailureOr<nlohmann::json> manifest = exportProgram(*module, cudaManifest(*kernels));
+    mlir::FailureOr<nlohmann::json> manifest =
+        exportProgram(*module, cudaManifest(*kernels, *targetSm()));
     if (mlir::failed(manifest))
       return 1;
     std::string path = outputPath;

@@ -1011,7 +1011,15 @@ Status FunctionParser::parsePlan(const json &obj) {
 Status parseCuda(const json &cuda, Program &program, const std::string &where) {
   if (!cuda.is_object())
     return Status::error(fmt::format("{}: \"cuda\" must be an object", where));
-  HALO_RETURN_IF_ERROR(checkKeys(cuda, {"sources", "kernels"}, where + ": cuda"));
+  HALO_RETURN_IF_ERROR(checkKeys(cuda, {"target_sm", "sources", "kernels"}, where + ": cuda"));
+  if (cuda.contains("target_sm")) {
+    std::optional<int64_t> sm = asInt(cuda["target_sm"]);
+    if (!sm || *sm < 0 || *sm > 1000)
+      return Status::error(fmt::format("{}: cuda.target_sm must be a compute capability x 10 "
+                                       "(e.g. 90)",
+                                       where));
+    program.cudaTargetSm = static_cast<int>(*sm);
+  }
   const json &sources = cuda.contains("sources") ? cuda["sources"] : json::object();
   const json &kernels = cuda.contains("kernels") ? cuda["kernels"] : json::object();
   if (!sources.is_object() || !kernels.is_object())

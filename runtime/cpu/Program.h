@@ -188,6 +188,9 @@ struct Program {
   /// that the functions' schedules name (empty when compiled without it).
   std::map<std::string, std::string> cudaSources;
   std::map<std::string, CudaKernel> cudaKernels;
+  /// The oldest GPU the kernels run on (compute capability x 10; haloc
+  /// --gpu-arch); 0 when the file does not say (older files: any).
+  int cudaTargetSm = 0;
 
   const Function *find(const std::string &name) const;
 };

@@ -131,9 +131,16 @@ StatusOr<std::unique_ptr<CudaModules>> CudaModules::load(const CudaContext &cont
         "{}: the program has no CUDA kernels (compiled without halo-fuse?); recompile "
         "with haloc",
         program.path));
+  const DeviceInfo &device = context.info();
+  if (device.ccMajor * 10 + device.ccMinor < program.cudaTargetSm)
+    return Status::error(fmt::format(
+        "{}: compiled for sm_{} and newer (haloc --gpu-arch), but {} is sm_{}{}; recompile "
+        "with haloc --gpu-arch sm_{}{}",
+        program.path, program.cudaTargetSm, device.name, device.ccMajor, device.ccMinor,
+        device.ccMajor, device.ccMinor));
   auto start = std::chrono::steady_clock::now();
   CompileOptions options;
-  options.arch = context.info().arch();
+  options.arch = device.arch();
   for (const auto &[name, source] : program.cudaSources) {
     StatusOr<CompiledKernel> compiled = compileKernel({name, source, {}}, options);
     if (!compiled.ok())

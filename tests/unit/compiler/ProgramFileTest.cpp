@@ -92,6 +92,24 @@ TEST(ProgramFile, DamagedManifestsAreRejected) {
   json noSource = good;
   noSource["cuda"]["sources"].erase(noSource["cuda"]["sources"].begin());
   EXPECT_NE(errorOf(noSource).find("no source for program"), std::string::npos);
+
+  json badTarget = good;
+  badTarget["cuda"]["target_sm"] = "hopper";
+  EXPECT_NE(errorOf(badTarget).find("cuda.target_sm must be a compute capability"),
+            std::string::npos);
+}
+
+TEST(ProgramFile, CarriesTheTargetGpu) {
+  json manifest = tinyManifest();
+  EXPECT_EQ(manifest["cuda"]["target_sm"], kDefaultTargetSm);
+  StatusOr<cpu::Program> p = cpu::parseProgramManifest(manifest.dump(), "tiny.halo");
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  EXPECT_EQ(p->cudaTargetSm, kDefaultTargetSm);
+  // Files written before target_sm existed load as "any GPU".
+  manifest["cuda"].erase("target_sm");
+  p = cpu::parseProgramManifest(manifest.dump(), "tiny.halo");
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  EXPECT_EQ(p->cudaTargetSm, 0);
 }
 
 } // namespace
