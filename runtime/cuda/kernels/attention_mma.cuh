@@ -8,9 +8,10 @@
 //
 // Tiles: a block of W warps owns 16 W rows (16 per warp) of one operand and
 // streams 64-row tiles of the other through two shared-memory buffers
-// (cp.async: the next tile loads while this one is used). Shared-memory tiles are [64][HD] BF16 with 16-byte
-// chunks XOR-swizzled by row (chunk c of row r at c ^ (r % SW)), so that the
-// 8 rows an ldmatrix reads hit distinct banks.
+// (cp.async: the next tile loads while this one is used). Shared-memory
+// tiles are [rows][HD] BF16 with 16-byte chunks XOR-swizzled by row (chunk c
+// of row r at c ^ (r % SW)), so that the 8 rows an ldmatrix reads hit
+// distinct banks.
 //
 // Fragments (PTX ISA, mma.m16n8k16, g = lane / 4, t = lane % 4): A a0..a3 =
 // (g, 2t), (g+8, 2t), (g, 2t+8), (g+8, 2t+8); B b0, b1 = (k 2t, n g),
@@ -194,17 +195,9 @@ __device__ __forceinline__ void store_rows(bf16 *dst, size_t ld, int row0, int l
 
 } // namespace mma
 
-/// Dynamic shared memory of each kernel, in bytes, for blocks of W warps
-/// (16 W rows): the block's own tiles plus two buffers of the streamed ones.
-template <int HD, int W> __host__ __device__ constexpr int attn_mma_fwd_smem() {
-  return (16 * W + 4 * mma::kRows) * HD * 2; // Q; K, V x 2
-}
-template <int HD, int W> __host__ __device__ constexpr int attn_mma_dkdv_smem() {
-  return (2 * 16 * W + 4 * mma::kRows) * HD * 2 + 4 * mma::kRows * 4; // K, V; Q, dO, lse, delta x 2
-}
-template <int HD, int W> __host__ __device__ constexpr int attn_mma_dq_smem() {
-  return (2 * 16 * W + 4 * mma::kRows) * HD * 2; // Q, dO; K, V x 2
-}
+// Dynamic shared memory (set by the generator, attentionForwardKernel /
+// attentionBackwardKernel): the block's own 16 W-row tiles plus two buffers
+// of each streamed 64-row tile (and of 64 lse/delta values for dK/dV).
 
 // Forward. Block = 16 W queries of (b, h) (warp w: rows 16w..16w+15); key
 // tiles of 64 stream through two shared-memory buffers (the next one loads
