@@ -412,12 +412,13 @@ StatusOr<json> profileSteps(const CudaContext &context, const cpu::Program &prog
   };
   std::vector<StepTime> perStep;
   for (size_t i = 0; i < steps; ++i) {
-    std::string name = "guard";
+    std::string name = "guard", what = name; // category; the step's own label
     double bytes = 0;
     if (i < fn.schedule.size()) {
       const cpu::ScheduleStep &s = fn.schedule[i];
       if (!s.kernel.empty()) {
         name = program.cudaKernels.at(s.kernel).kind;
+        what = s.kernel;
         bytes = bytesOf(s.inputs) + bytesOf(s.outputs);
       } else {
         name.clear();
@@ -425,10 +426,12 @@ StatusOr<json> profileSteps(const CudaContext &context, const cpu::Program &prog
           const cpu::Op &op = fn.ops[k];
           if (op.kind == cpu::OpKind::Constant)
             continue;
-          if (name.empty())
+          if (name.empty()) {
             name = fmt::format("gemm:{}:{}",
                                op.attrs.role.empty() ? cpu::toString(op.kind) : op.attrs.role,
                                cpu::toString(fn.values[op.operands[0]].type));
+            what = fmt::format("{} {}", name, op.loc);
+          }
           bytes += bytesOf(op.operands) + bytesOf(op.results);
         }
         if (name.empty())
@@ -437,17 +440,6 @@ StatusOr<json> profileSteps(const CudaContext &context, const cpu::Program &prog
     }
     Category &c = categories[name];
     double ms = median(times[i]);
-    std::string what = name;
-    if (i < fn.schedule.size() && !fn.schedule[i].kernel.empty())
-      what = fn.schedule[i].kernel;
-    else if (i < fn.schedule.size())
-      for (int64_t k = fn.schedule[i].firstOp; k < fn.schedule[i].firstOp + fn.schedule[i].numOps;
-           ++k)
-        if (fn.ops[k].kind != cpu::OpKind::Constant) {
-          const cpu::Op &op = fn.ops[k];
-          what = fmt::format("{} {}", name, op.loc);
-          break;
-        }
     perStep.push_back({what, ms, bytes});
     c.count += 1;
     c.ms += ms;

@@ -946,7 +946,7 @@ StatusOr<GeneratedKernel> attentionForwardKernel(const AttentionParams &p) {
   GeneratedKernel k;
   k.program = attnName("", p);
   bool tc = attnOnTensorCores(p);
-  int64_t rows = 16 * attnWarps(p);
+  int64_t rows = tc ? 16 * attnWarps(p) : 64; // queries per block
   unsigned threads = tc ? unsigned(2 * rows) : attnThreads(p.headDim);
   std::string b = std::string("const ") + kBf16 + "* __restrict__ ";
   std::string params = b + "q, " + b + "k, " + b + "v, " + kBf16 +
@@ -956,8 +956,6 @@ StatusOr<GeneratedKernel> attentionForwardKernel(const AttentionParams &p) {
                         "  halo::" + call + ">(q, k, v, out, lse);\n");
   // Tensor cores: the Q rows plus two buffers of 64-row K and V tiles.
   unsigned smem = tc ? static_cast<unsigned>((rows + 4 * 64) * p.headDim * 2) : 0;
-  if (!tc)
-    rows = 64;
   k.launches.push_back({k.program + "_fwd",
                         {static_cast<unsigned>((p.seqLen + rows - 1) / rows),
                          static_cast<unsigned>(p.batch * p.heads), 1},

@@ -100,6 +100,23 @@ template <int N> __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
+/// Key-tile loop step of the forward and dQ kernels (K and V tiles in two
+/// buffers each): starts loading tile kt + 1 into the other buffer, then
+/// waits until tile kt (buffer kt & 1) has landed; the caller syncs.
+template <int HD>
+__device__ __forceinline__ void next_kv_tile(bf16 *ks, bf16 *vs, const bf16 *kb, const bf16 *vb,
+                                             size_t kld, int kt, int nkt, int limit) {
+  if (kt < nkt) {
+    const int nb = (kt + 1) & 1;
+    load_tile_async<HD, kRows>(ks + nb * kRows * HD, kb, kld, (kt + 1) * kRows, limit);
+    load_tile_async<HD, kRows>(vs + nb * kRows * HD, vb, kld, (kt + 1) * kRows, limit);
+    cp_async_commit();
+    cp_async_wait<1>();
+  } else {
+    cp_async_wait<0>();
+  }
+}
+
 /// A fragment of the 16 x 16 block at (r0, c0) of a swizzled tile.
 template <int HD>
 __device__ __forceinline__ void load_a(unsigned (&a)[4], const bf16 *tile, int r0, int c0) {
@@ -238,15 +255,7 @@ __device__ __forceinline__ void attn_mma_fwd(const bf16 *q, const bf16 *k, const
     o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
   float m0 = neg_inf(), m1 = neg_inf(), l0 = 0.0f, l1 = 0.0f;
   for (int kt = 0; kt <= nkt; ++kt) {
-    if (kt < nkt) {
-      const int nb = (kt + 1) & 1;
-      load_tile_async<HD, kRows>(ks + nb * kRows * HD, kb, kld, (kt + 1) * kRows, S);
-      load_tile_async<HD, kRows>(vs + nb * kRows * HD, vb, kld, (kt + 1) * kRows, S);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
+    next_kv_tile<HD>(ks, vs, kb, vb, kld, kt, nkt, S);
     __syncthreads();
     const bf16 *kt_s = ks + (kt & 1) * kRows * HD, *vt_s = vs + (kt & 1) * kRows * HD;
     if (kt * kRows <= first + 15) { // some key of the tile is visible to the warp
@@ -460,15 +469,7 @@ __device__ __forceinline__ void attn_mma_dq(const bf16 *q, const bf16 *k, const 
   for (int n = 0; n < DT; ++n)
     acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
   for (int kt = 0; kt <= nkt; ++kt) {
-    if (kt < nkt) {
-      const int nb = (kt + 1) & 1;
-      load_tile_async<HD, kRows>(ks + nb * TILE, kb, kld, (kt + 1) * kRows, S);
-      load_tile_async<HD, kRows>(vs + nb * TILE, vb, kld, (kt + 1) * kRows, S);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
+    next_kv_tile<HD>(ks, vs, kb, vb, kld, kt, nkt, S);
     __syncthreads();
     const bf16 *k_s = ks + (kt & 1) * TILE, *v_s = vs + (kt & 1) * TILE;
     if (kt * kRows <= first + 15) {

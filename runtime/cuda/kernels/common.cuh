@@ -74,6 +74,16 @@ __device__ __forceinline__ unsigned char quantize_rcp(float x, float scale,
   return QuantFmt<FMT>::encode(q);
 }
 
+__device__ __forceinline__ void store8_bf16(bf16 *p, const float *v) {
+  unsigned w[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    __nv_bfloat162 h = __floats2bfloat162_rn(v[2 * i], v[2 * i + 1]);
+    w[i] = *reinterpret_cast<unsigned *>(&h);
+  }
+  *reinterpret_cast<uint4 *>(p) = make_uint4(w[0], w[1], w[2], w[3]);
+}
+
 // Element types (template arguments) and their loads/stores.
 enum { kBF16 = 0, kF32 = 1 };
 
@@ -96,6 +106,7 @@ template <> struct Elem<kBF16> {
       v[2 * i + 1] = __uint_as_float(w[i] & 0xFFFF0000u);
     }
   }
+  static __device__ __forceinline__ void store8(bf16 *p, const float *v) { store8_bf16(p, v); }
 };
 template <> struct Elem<kF32> {
   typedef float type;
@@ -107,20 +118,14 @@ template <> struct Elem<kF32> {
     v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w;
     v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
   }
+  static __device__ __forceinline__ void store8(float *p, const float *v) {
+    reinterpret_cast<float4 *>(p)[0] = make_float4(v[0], v[1], v[2], v[3]);
+    reinterpret_cast<float4 *>(p)[1] = make_float4(v[4], v[5], v[6], v[7]);
+  }
 };
 
 __device__ __forceinline__ float bf16_bits_to_float(unsigned short b) {
   return __uint_as_float(((unsigned)b) << 16);
-}
-
-__device__ __forceinline__ void store8_bf16(bf16 *p, const float *v) {
-  unsigned w[4];
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    __nv_bfloat162 h = __floats2bfloat162_rn(v[2 * i], v[2 * i + 1]);
-    w[i] = *reinterpret_cast<unsigned *>(&h);
-  }
-  *reinterpret_cast<uint4 *>(p) = make_uint4(w[0], w[1], w[2], w[3]);
 }
 
 __device__ __forceinline__ void round8_bf16(float *v) {
