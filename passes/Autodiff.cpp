@@ -130,9 +130,12 @@ LogicalResult TrainStepBuilder::emitVjp(Operation *op) {
       accumulate(loc, x,
                  b.create<MatmulOp>(loc, x.getType(), dy, w, false, false, layer,
                                     MatmulRoleAttr::get(ctx, MatmulRole::bwd_input)));
+    // The weight gradient stays in the compute type, as under PyTorch AMP and in
+    // HALO's reference (8-bit GEMMs write BF16): AdamW and the global norm read
+    // it directly, so no FP32 copy of every gradient is written and re-read.
     if (needsGrad(w))
       accumulate(loc, w,
-                 b.create<MatmulOp>(loc, withElement(w.getType(), b.getF32Type()), dy, x,
+                 b.create<MatmulOp>(loc, w.getType(), dy, x,
                                     /*transpose_a=*/true, false, layer,
                                     MatmulRoleAttr::get(ctx, MatmulRole::bwd_weight)));
   };
@@ -344,7 +347,7 @@ LogicalResult TrainStepBuilder::build() {
       return forward.emitError("halo-autodiff: parameter '")
              << p.name << "' does not influence the loss, so it gets no gradient; mark it "
              << "frozen or remove it";
-    paramGrads.push_back(castTo(loc, g, f32));
+    paramGrads.push_back(g);
   }
   auto scalarF32 = RankedTensorType::get({}, f32);
   Value norm = b.create<GlobalNormOp>(loc, scalarF32, paramGrads);

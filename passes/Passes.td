@@ -15,8 +15,10 @@ def HaloAutodiff : Pass<"halo-autodiff", "::mlir::ModuleOp"> {
     The forward body is cloned with BF16 compute copies of the master weights
     (halo.cast), then every op's vector-Jacobian product is emitted in reverse
     order. Each linear layer becomes its three GEMMs, tagged with the layer name
-    and role (fwd, bwd_input, bwd_weight) for halo-place-rotations. Weight
-    gradients are FP32; activation gradients keep the activation type.
+    and role (fwd, bwd_input, bwd_weight) for halo-place-rotations. Gradients
+    keep the type of their value: BF16 for activations and for the weights of
+    linear layers (whose GEMMs write BF16, as under PyTorch AMP), FP32 for the
+    norm weights and the embedding table; AdamW reads them as they are.
     Parameters marked `halo.frozen` get no gradient and no optimizer state.
 
     Before:
@@ -32,7 +34,7 @@ def HaloAutodiff : Pass<"halo-autodiff", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::arith::ArithDialect"];
   let options = [
     Option<"returnGrads", "return-grads", "bool", "false",
-           "also return every parameter's FP32 gradient (halo.state = grad), before "
+           "also return every parameter's gradient (halo.state = grad), before "
            "clipping, for gradient checks against the oracle">,
   ];
 }
@@ -78,6 +80,26 @@ def HaloSimplify : Pass<"halo-simplify", "::mlir::ModuleOp"> {
     - ops whose results are unused are removed (the BF16 activations that only
       fed quantized GEMMs are not kept for the backward pass).
     Transposes never appear as ops: autodiff writes them as GEMM layout flags.
+  }];
+}
+
+def HaloFactorRotations : Pass<"halo-factor-rotations", "::mlir::ModuleOp"> {
+  let summary = "Rotate sums once: add(H^T a, H^T b) -> H^T (a + b)";
+  let description = [{
+    Linearity of the Hadamard rotation: when both operands of a `halo.add` are
+    the same rotation (side, direction) of values used nowhere else, the sum is
+    formed first and rotated once. At HALO-1/2 this un-rotates the summed
+    input gradients of q/k/v and of gate/up once instead of per GEMM (at
+    HALO-2 over both features and tokens). Exact in real arithmetic; the sum is
+    rounded before the rotation instead of after, so bits change.
+    ```mlir
+    %a = halo.hadamard %p {side = #halo.side<right>, transposed} : ...
+    %b = halo.hadamard %q {side = #halo.side<right>, transposed} : ...
+    %s = halo.add %a, %b : ...
+    // ->
+    %t = halo.add %p, %q : ...
+    %s = halo.hadamard %t {side = #halo.side<right>, transposed} : ...
+    ```
   }];
 }
 

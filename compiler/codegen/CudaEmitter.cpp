@@ -98,6 +98,7 @@ LogicalResult emitOptimizer(exec::KernelOp kernel, Block &body,
       p.eps = adam.getEps().convertToDouble();
       p.weightDecay = adam.getWeightDecay().convertToDouble();
       p.writeBf16Copy = false; // the program casts the masters itself
+      p.grad = elemOf(adam.getGrad());
       if (failed(add(kernel, parts, ck::adamwKernel(p))))
         return failure();
     }

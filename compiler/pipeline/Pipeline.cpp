@@ -18,6 +18,9 @@ void buildPipeline(mlir::PassManager &pm, Stage stopAfter, bool returnGrads) {
   pm.addPass(createHaloPlaceRotations());
   // Merge the forward's rotated 8-bit operands into the backward GEMMs.
   pm.addPass(createHaloSimplify());
+  // Summed gradients are un-rotated once (changes rounding, so after the
+  // bit-exact simplification and kept out of it).
+  pm.addPass(createHaloFactorRotations());
   if (stopAfter == Stage::Placed)
     return;
   // K-major 8-bit GEMM operands, before fusion folds the transposes into

@@ -879,14 +879,15 @@ StatusOr<GeneratedKernel> adamwKernel(const AdamWParams &p) {
   if (p.elements < 1 || !(p.beta1 >= 0 && p.beta1 < 1 && p.beta2 >= 0 && p.beta2 < 1))
     return invalid("adamwKernel", "needs elements >= 1 and betas in [0, 1)");
   GeneratedKernel k;
-  k.program = "halo_adamw_" + str(p.elements) + (p.writeBf16Copy ? "_copy" : "");
-  std::string params = std::string("float* __restrict__ param, const float* __restrict__ grad, "
-                                   "float* __restrict__ m, float* __restrict__ v, "
-                                   "const float* lr, const int* step, "
-                                   "const float* gradScale, ") +
+  k.program = "halo_adamw_" + str(p.elements) + (p.writeBf16Copy ? "_copy" : "") +
+              (p.grad == ElemType::BF16 ? "_bf16g" : "");
+  std::string params = std::string("float* __restrict__ param, const ") + elemCType(p.grad) +
+                       "* __restrict__ grad, float* __restrict__ m, float* __restrict__ v, "
+                       "const float* lr, const int* step, const float* gradScale, " +
                        kBf16 + "* __restrict__ copy";
   std::string w = entry(k.program, "_step", 256, params,
-                        "  halo::adamw<" + str(p.elements) + "ull, 256, " +
+                        std::string("  halo::adamw<halo::") + elemName(p.grad) + ", " +
+                            str(p.elements) + "ull, 256, " +
                             (p.writeBf16Copy ? "true" : "false") +
                             ">(param, grad, m, v, lr, step, gradScale, " +
                             doubleLiteral(p.beta1) + ", " + doubleLiteral(p.beta2) +

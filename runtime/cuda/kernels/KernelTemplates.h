@@ -268,6 +268,7 @@ struct AdamWParams {
   double eps = 1e-8;
   double weightDecay = 0.0;
   bool writeBf16Copy = true;
+  ElemType grad = ElemType::F32;
 };
 StatusOr<GeneratedKernel> adamwKernel(const AdamWParams &);
 

@@ -212,10 +212,11 @@ __device__ __forceinline__ void lr_schedule(const int *step, double peak,
 //   p -= lr (m c1) / (sqrt(v c2) + eps), c = 1 / (1 - beta^step) in double.
 // lr, step and grad_scale are device scalars (grad_scale may be null = 1;
 // a non-finite grad_scale, the overflow guard's verdict, skips the update);
-// BF16COPY also writes the BF16 compute copy of the updated parameter.
+// BF16COPY also writes the BF16 compute copy of the updated parameter. The
+// gradient is F32 or BF16 (G: kF32 / kBF16).
 
-template <size_t N, int THREADS, bool BF16COPY>
-__device__ __forceinline__ void adamw(float *param, const float *grad,
+template <int G, size_t N, int THREADS, bool BF16COPY>
+__device__ __forceinline__ void adamw(float *param, const typename Elem<G>::type *grad,
                                       float *m, float *v, const float *lr_p,
                                       const int *step_p,
                                       const float *grad_scale, double beta1,
@@ -241,7 +242,14 @@ __device__ __forceinline__ void adamw(float *param, const float *grad,
   for (size_t i4 = (size_t)blockIdx.x * THREADS + threadIdx.x; i4 < N / 4;
        i4 += (size_t)gridDim.x * THREADS) {
     float4 p = reinterpret_cast<float4 *>(param)[i4];
-    float4 gr = reinterpret_cast<const float4 *>(grad)[i4];
+    float4 gr;
+    if (G == kF32) {
+      gr = reinterpret_cast<const float4 *>(grad)[i4];
+    } else {
+      const uint2 raw = reinterpret_cast<const uint2 *>(grad)[i4];
+      gr = make_float4(__uint_as_float(raw.x << 16), __uint_as_float(raw.x & 0xFFFF0000u),
+                       __uint_as_float(raw.y << 16), __uint_as_float(raw.y & 0xFFFF0000u));
+    }
     float4 mm = reinterpret_cast<float4 *>(m)[i4];
     float4 vv = reinterpret_cast<float4 *>(v)[i4];
     float *pp = &p.x, *gg = &gr.x, *mp = &mm.x, *vp = &vv.x;
@@ -267,7 +275,7 @@ __device__ __forceinline__ void adamw(float *param, const float *grad,
   // Tail (N % 4 elements), handled by block 0.
   if (N % 4 && blockIdx.x == 0 && threadIdx.x < N % 4) {
     const size_t i = (N / 4) * 4 + threadIdx.x;
-    const float g = grad[i] * gs;
+    const float g = Elem<G>::load(grad + i) * gs;
     m[i] = b1 * m[i] + a1 * g;
     v[i] = b2 * v[i] + a2 * g * g;
     const float mhat = m[i] * c1, vhat = v[i] * c2;

@@ -52,7 +52,7 @@ constexpr double kF32Tol = 1e-4;
 // Except FP8 GEMMs: Hopper's FP8 tensor cores keep fewer accumulator bits
 // than FP32 between promotions (cuBLASLt without fast accumulation still
 // promotes only every few k-blocks; DeepSeek-V3 section 3.3.2 measures ~14
-// bits); measured on an H100: 2.7e-4 for the f32 weight gradients.
+// bits); measured on an H100: 2.7e-4 for FP8 GEMMs into f32.
 constexpr double kFp8GemmF32Tol = 1e-3;
 // Hadamard+quantize is bit-exact on identical inputs, but a reordered f32 sum
 // may still move a value across a rounding midpoint: a few codes, one step.

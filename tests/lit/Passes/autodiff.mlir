@@ -1,13 +1,13 @@
 // RUN: halo-opt %s -split-input-file -verify-diagnostics --halo-autodiff | FileCheck %s
 // RUN: halo-opt %s -split-input-file -verify-diagnostics --halo-autodiff=return-grads | FileCheck %s --check-prefix=GRADS
-// GRADS: tensor<16x12xf32> {halo.param = "embed", halo.state = "grad"}, tensor<16x12xf32> {halo.param = "head", halo.state = "grad"})
+// GRADS: tensor<16x12xf32> {halo.param = "embed", halo.state = "grad"}, tensor<16x12xbf16> {halo.param = "head", halo.state = "grad"})
 // GRADS: %[[DW:[^ ]+]] = halo.matmul {{.*}}role = #halo.role<bwd_weight>
 // GRADS: %[[DE:[^ ]+]] = halo.embedding_grad
 // GRADS: return {{.*}}, %[[DE]], %[[DW]] :
 
 // Tests the train_step of a one-linear model: signature (inputs, step, FP32
 // master weights, AdamW moments), the linear's three GEMMs with their roles,
-// FP32 weight gradients, clipping, the schedule and one AdamW per parameter.
+// BF16 weight gradients of the linear (FP32 for the embedding), clipping, the schedule and one AdamW per parameter.
 module attributes {halo.train = {lr = 1.0e-3 : f64, warmup_steps = 2 : i64, total_steps = 10 : i64,
     schedule = "linear", beta1 = 0.9 : f64, beta2 = 0.95 : f64, eps = 1.0e-8 : f64,
     weight_decay = 0.1 : f64, grad_clip = 1.0 : f64}} {
@@ -35,7 +35,7 @@ func.func @forward(%tok: tensor<8xi32> {halo.input = "tokens"}, %tgt: tensor<8xi
 // CHECK: %[[LOSS:[^ ,:)]+]] = halo.cross_entropy %[[Y]], %[[TGT]]
 // CHECK: %[[DY:[^ ,:)]+]] = halo.cross_entropy_grad %[[Y]], %[[TGT]]
 // CHECK: %[[DH:[^ ,:)]+]] = halo.matmul %[[DY]], %[[WB]] {layer = "head", role = #halo.role<bwd_input>} : (tensor<8x16xbf16>, tensor<16x12xbf16>) -> tensor<8x12xbf16>
-// CHECK: %[[DW:[^ ,:)]+]] = halo.matmul %[[DY]], %[[H]] {layer = "head", role = #halo.role<bwd_weight>, transpose_a} : (tensor<8x16xbf16>, tensor<8x12xbf16>) -> tensor<16x12xf32>
+// CHECK: %[[DW:[^ ,:)]+]] = halo.matmul %[[DY]], %[[H]] {layer = "head", role = #halo.role<bwd_weight>, transpose_a} : (tensor<8x16xbf16>, tensor<8x12xbf16>) -> tensor<16x12xbf16>
 // CHECK: %[[DE:[^ ,:)]+]] = halo.embedding_grad %[[TOK]], %[[DH]] : (tensor<8xi32>, tensor<8x12xbf16>) -> tensor<16x12xf32>
 // CHECK: %[[NORM:[^ ,:)]+]] = halo.global_norm %[[DE]], %[[DW]]
 // CHECK: %[[COEF:[^ ,:)]+]] = halo.clip_coef %[[NORM]] {max_norm = 1.000000e+00 : f64}
