@@ -82,7 +82,9 @@ private:
     bool frozen;
     BlockArgument forwardArg;
     Value master, expAvg, expAvgSq; // train_step arguments
-    Value compute;                  // the BF16 copy the forward body reads
+    // The BF16 copy the forward body reads: for a trainable parameter a
+    // train_step argument too, which AdamW's cast of the new master replaces.
+    Value compute;
   };
 
   Value castTo(Location loc, Value v, Type element) {
@@ -237,7 +239,10 @@ LogicalResult TrainStepBuilder::build() {
     return forward.emitError("halo-autodiff: @forward must return one halo.cross_entropy loss");
 
   // Signature: inputs, step, then per parameter its master weight, then the
-  // two AdamW moments of every trainable parameter.
+  // two AdamW moments and the BF16 compute copy of every trainable parameter.
+  // The copy is state so that the optimizer writes it once per step (fused
+  // into AdamW) instead of a cast at the start of the next step re-reading
+  // every FP32 master.
   SmallVector<Type> argTypes;
   SmallVector<DictionaryAttr> argAttrs;
   SmallVector<BlockArgument> inputs;
@@ -282,6 +287,12 @@ LogicalResult TrainStepBuilder::build() {
         argTypes.push_back(withElement(p.forwardArg.getType(), f32));
         argAttrs.push_back(stateAttrs(p, state));
       }
+  Type bf16 = b.getBF16Type();
+  for (Param &p : params)
+    if (!p.frozen) {
+      argTypes.push_back(withElement(p.forwardArg.getType(), bf16));
+      argAttrs.push_back(stateAttrs(p, "compute"));
+    }
 
   b.setInsertionPointAfter(forward);
   Location loc = NameLoc::get(b.getStringAttr("train_step"), forward.getLoc());
@@ -295,19 +306,20 @@ LogicalResult TrainStepBuilder::build() {
   for (BlockArgument in : inputs)
     map.map(in, body->getArgument(next++));
   Value stepArg = body->getArgument(next++);
-  for (Param &p : params) {
+  for (Param &p : params)
     p.master = body->getArgument(next++);
-    p.compute = p.frozen ? p.master : castTo(p.master.getLoc(), p.master, b.getBF16Type());
-    if (!p.frozen)
-      dependsOnParams.insert(p.compute);
-    map.map(p.forwardArg, p.compute);
-  }
   for (Param &p : params)
     if (!p.frozen)
       p.expAvg = body->getArgument(next++);
   for (Param &p : params)
     if (!p.frozen)
       p.expAvgSq = body->getArgument(next++);
+  for (Param &p : params) {
+    p.compute = p.frozen ? p.master : body->getArgument(next++);
+    if (!p.frozen)
+      dependsOnParams.insert(p.compute);
+    map.map(p.forwardArg, p.compute);
+  }
 
   // Forward sweep: clone and mark what depends on trainable parameters.
   SmallVector<Operation *> cloned;
@@ -359,8 +371,8 @@ LogicalResult TrainStepBuilder::build() {
                                     b.getI64IntegerAttr(opts.warmupSteps),
                                     b.getI64IntegerAttr(opts.totalSteps),
                                     LrScheduleAttr::get(ctx, opts.schedule));
-  SmallVector<Value> newParams, newM, newV;
-  SmallVector<DictionaryAttr> paramResultAttrs, mAttrs, vAttrs;
+  SmallVector<Value> newParams, newM, newV, newCompute;
+  SmallVector<DictionaryAttr> paramResultAttrs, mAttrs, vAttrs, computeAttrs;
   unsigned gi = 0;
   for (Param &p : params) {
     if (p.frozen)
@@ -373,9 +385,11 @@ LogicalResult TrainStepBuilder::build() {
     newParams.push_back(adam.getNewParam());
     newM.push_back(adam.getNewM());
     newV.push_back(adam.getNewV());
+    newCompute.push_back(castTo(loc, adam.getNewParam(), bf16));
     paramResultAttrs.push_back(stateAttrs(p, "param"));
     mAttrs.push_back(stateAttrs(p, "exp_avg"));
     vAttrs.push_back(stateAttrs(p, "exp_avg_sq"));
+    computeAttrs.push_back(stateAttrs(p, "compute"));
   }
 
   SmallVector<Value> results = {loss, norm, lr};
@@ -385,9 +399,11 @@ LogicalResult TrainStepBuilder::build() {
   llvm::append_range(results, newParams);
   llvm::append_range(results, newM);
   llvm::append_range(results, newV);
+  llvm::append_range(results, newCompute);
   llvm::append_range(resultAttrs, paramResultAttrs);
   llvm::append_range(resultAttrs, mAttrs);
   llvm::append_range(resultAttrs, vAttrs);
+  llvm::append_range(resultAttrs, computeAttrs);
   if (returnGrads) {
     gi = 0;
     for (Param &p : params)

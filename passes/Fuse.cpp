@@ -191,6 +191,10 @@ void fuseFunction(func::FuncOp func) {
           groups.push_back({{ce, ceg}, "cross_entropy"});
     if (isa<GlobalNormOp, ClipCoefOp, LrScheduleOp, AdamWOp>(op))
       optimizer.push_back(&op);
+    // The BF16 compute copy of an updated master: AdamW writes it.
+    if (auto c = dyn_cast<CastOp>(op))
+      if (c.getX().getDefiningOp<AdamWOp>())
+        optimizer.push_back(&op);
   }
   if (!optimizer.empty())
     groups.push_back({optimizer, "optimizer"});

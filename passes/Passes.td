@@ -9,11 +9,13 @@ def HaloAutodiff : Pass<"halo-autodiff", "::mlir::ModuleOp"> {
   let description = [{
     Reads `@forward` (parameters are the arguments carrying `halo.param`) and the
     module's `halo.train` dictionary, and adds `@train_step`, which takes the
-    token batch, the 1-based step, FP32 master weights and AdamW moments, and
-    returns loss, grad-norm, learning rate and the updated weights and moments.
+    token batch, the 1-based step, FP32 master weights, AdamW moments and BF16
+    compute copies of the weights, and returns loss, grad-norm, learning rate
+    and the updated weights, moments and copies (a halo.cast of each new master,
+    which the fused optimizer kernel writes).
 
-    The forward body is cloned with BF16 compute copies of the master weights
-    (halo.cast), then every op's vector-Jacobian product is emitted in reverse
+    The forward body is cloned on the compute copies (state "compute"; frozen
+    parameters are read as they are), then every op's vector-Jacobian product is emitted in reverse
     order. Each linear layer becomes its three GEMMs, tagged with the layer name
     and role (fwd, bwd_input, bwd_weight) for halo-place-rotations. Gradients
     keep the type of their value: BF16 for activations and for the weights of
@@ -27,8 +29,8 @@ def HaloAutodiff : Pass<"halo-autodiff", "::mlir::ModuleOp"> {
     ```
     After, in addition:
     ```mlir
-    func.func @train_step(%tokens, %targets, %step, %w_master, %w_exp_avg, %w_exp_avg_sq)
-        -> (loss, grad_norm, lr, %w_new, %exp_avg_new, %exp_avg_sq_new)
+    func.func @train_step(%tokens, %targets, %step, %w_master, %w_exp_avg, %w_exp_avg_sq, %w_bf16)
+        -> (loss, grad_norm, lr, %w_new, %exp_avg_new, %exp_avg_sq_new, %w_bf16_new)
     ```
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect"];

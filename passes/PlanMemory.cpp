@@ -31,17 +31,24 @@ int64_t elementBytes(Type t) {
   return 4; // f32, i32
 }
 
-/// AdamW writes the updated weights and moments over its inputs, which are
-/// persistent state, not arena buffers; after halo-fuse it sits in a kernel.
+/// AdamW writes the updated weights and moments over its inputs, and the
+/// cast of an updated weight (its BF16 compute copy) over the old copy: all
+/// persistent state, not arena buffers; after halo-fuse they sit in a kernel.
+bool isStateUpdate(Value v) {
+  Operation *def = v.getDefiningOp();
+  if (auto c = dyn_cast_or_null<CastOp>(def))
+    def = c.getX().getDefiningOp();
+  return isa_and_nonnull<AdamWOp>(def);
+}
+
 bool isInPlaceUpdate(Value v) {
-  if (isa_and_nonnull<AdamWOp>(v.getDefiningOp()))
+  if (isStateUpdate(v))
     return true;
   auto kernel = dyn_cast_or_null<exec::KernelOp>(v.getDefiningOp());
   if (!kernel)
     return false;
-  Value yielded = kernel.getBody().front().getTerminator()->getOperand(
-      cast<OpResult>(v).getResultNumber());
-  return isa_and_nonnull<AdamWOp>(yielded.getDefiningOp());
+  return isStateUpdate(kernel.getBody().front().getTerminator()->getOperand(
+      cast<OpResult>(v).getResultNumber()));
 }
 
 struct Buffer {

@@ -274,17 +274,25 @@ Status fillInputs(const CudaContext &context, const CudaFunction &f, const Model
   const std::vector<float> &pool = normalPool();
   std::mt19937_64 rng(seed);
   std::vector<uint8_t> bytes;
+  // Where each "normal" parameter starts in the pool: its compute copy
+  // (state "compute") gets the same values.
+  std::map<std::string, size_t> poolStart;
   for (size_t i = 0; i < fn.inputs.size(); ++i) {
     const cpu::Binding &b = fn.inputs[i];
     const cpu::ValueInfo &v = fn.values[b.value];
     size_t n = size_t(v.numel);
     std::vector<float> values;
     if (b.isParam()) {
-      if (b.state != "param" || (b.init != "normal" && b.init != "ones"))
+      int64_t master = b.state == "compute" ? fn.findParamInput(b.param, "param") : int64_t(i);
+      const cpu::Binding &m = fn.inputs[size_t(std::max<int64_t>(master, 0))];
+      if ((b.state != "param" && b.state != "compute") || master < 0 ||
+          (m.init != "normal" && m.init != "ones"))
         continue; // moments (and anything uninitialised) stay zero
       values.resize(n, 1.0f);
-      if (b.init == "normal") {
-        size_t at = rng() % pool.size();
+      if (m.init == "normal") {
+        auto known = poolStart.find(b.param);
+        size_t at = known != poolStart.end() ? known->second
+                                             : (poolStart[b.param] = rng() % pool.size());
         for (size_t k = 0; k < n; ++k) {
           values[k] = float(model.initRange) * pool[at];
           at = at + 1 == pool.size() ? 0 : at + 1;

@@ -97,7 +97,10 @@ LogicalResult emitOptimizer(exec::KernelOp kernel, Block &body,
       p.beta2 = adam.getBeta2().convertToDouble();
       p.eps = adam.getEps().convertToDouble();
       p.weightDecay = adam.getWeightDecay().convertToDouble();
-      p.writeBf16Copy = false; // the program casts the masters itself
+      // The compute copy (halo-autodiff's cast of the new master) is
+      // written by AdamW itself.
+      p.writeBf16Copy = llvm::any_of(adam.getNewParam().getUsers(),
+                                     [](Operation *u) { return isa<CastOp>(u); });
       p.grad = elemOf(adam.getGrad());
       if (failed(add(kernel, parts, ck::adamwKernel(p))))
         return failure();

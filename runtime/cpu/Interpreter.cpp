@@ -403,7 +403,17 @@ Status Interpreter<F>::execute(size_t index,
 
 template struct Tensor<float>;
 template struct Tensor<double>;
+template <typename F>
+void deriveComputeCopies(const Function &fn, std::vector<Tensor<F>> &inputs) {
+  for (size_t i = 0; i < fn.inputs.size() && i < inputs.size(); ++i)
+    if (fn.inputs[i].state == "compute")
+      if (int64_t master = fn.findParamInput(fn.inputs[i].param, "param"); master >= 0)
+        inputs[i].data = inputs[master].data;
+}
+
 template class Interpreter<float>;
 template class Interpreter<double>;
+template void deriveComputeCopies(const Function &, std::vector<Tensor<float>> &);
+template void deriveComputeCopies(const Function &, std::vector<Tensor<double>> &);
 
 } // namespace halo::cpu

@@ -71,10 +71,20 @@ private:
   int64_t peakLiveElements_ = 0;
 };
 
+/// Sets every "compute" input of `fn` (the BF16 copy of a trainable parameter
+/// that train_step keeps between steps) to its "param" input's values. Call it
+/// after filling or loading the parameters; bf16 inputs are rounded where
+/// they enter (the interpreter, the device upload), which makes this the cast
+/// that each step ends with.
+template <typename F>
+void deriveComputeCopies(const Function &fn, std::vector<Tensor<F>> &inputs);
+
 extern template struct Tensor<float>;
 extern template struct Tensor<double>;
 extern template class Interpreter<float>;
 extern template class Interpreter<double>;
+extern template void deriveComputeCopies(const Function &, std::vector<Tensor<float>> &);
+extern template void deriveComputeCopies(const Function &, std::vector<Tensor<double>> &);
 
 } // namespace halo::cpu
 

@@ -716,10 +716,11 @@ Status FunctionParser::parseBinding(const json &entry, bool isInput,
       b.state = "param";
     // Outputs may also carry gradients (halo-autodiff{return-grads}).
     bool known = b.state == "param" || b.state == "exp_avg" ||
-                 b.state == "exp_avg_sq" || (!isInput && b.state == "grad");
+                 b.state == "exp_avg_sq" || b.state == "compute" ||
+                 (!isInput && b.state == "grad");
     if (!known)
       return fail(fmt::format("{}: unknown state \"{}\" of \"{}\" (expected "
-                              "param, exp_avg, exp_avg_sq{})",
+                              "param, exp_avg, exp_avg_sq, compute{})",
                               what, b.state, b.param,
                               isInput ? "" : " or grad"));
     if (!b.init.empty() && b.init != "normal" && b.init != "ones")
@@ -864,6 +865,16 @@ Status FunctionParser::parseOp(const json &entry, size_t index) {
 }
 
 Status FunctionParser::checkParamOutputs() const {
+  // A compute copy is derived from its master (deriveComputeCopies).
+  for (const Binding &in : fn_.inputs) {
+    if (in.state != "compute")
+      continue;
+    int64_t master = fn_.findParamInput(in.param, "param");
+    if (master < 0 || fn_.values[fn_.inputs[master].value].shape != fn_.values[in.value].shape)
+      return fail(fmt::format("input state \"compute\" of \"{}\" has no \"param\" input of "
+                              "its shape to be derived from",
+                              in.param));
+  }
   for (const Binding &out : fn_.outputs) {
     if (!out.isParam())
       continue;

@@ -51,7 +51,7 @@ struct Binding {
   int64_t value = 0;
   std::string name;
   std::string param; ///< HF tensor name.
-  std::string state; ///< "param", "exp_avg" or "exp_avg_sq".
+  std::string state; ///< "param", "exp_avg", "exp_avg_sq" or "compute" (BF16 copy).
   std::string init;  ///< "normal", "ones" or empty.
   bool frozen = false;
 

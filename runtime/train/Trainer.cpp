@@ -252,6 +252,7 @@ Status Trainer::setUp() {
     HALO_RETURN_IF_ERROR(loadResume());
   else
     HALO_RETURN_IF_ERROR(initParams());
+  cpu::deriveComputeCopies(fn_, state_);
 
   // The device: cuda when asked, or by default when a GPU is usable.
   BackendOptions bo{o_.exact, o_.evalEvery > 0};

@@ -295,6 +295,11 @@ Status CudaFunction::prepare(const CudaModules &modules, const cpu::Program &pro
       pointers_[op.results[1]] = pointers_[op.operands[2]];
       pointers_[op.results[2]] = pointers_[op.operands[3]];
     }
+  // The compute copy written by AdamW goes over the step's input copy.
+  for (const cpu::Binding &out : function_.outputs)
+    if (out.state == "compute")
+      if (int64_t in = function_.findParamInput(out.param, "compute"); in >= 0)
+        pointers_[out.value] = pointers_[function_.inputs[in].value];
 
   for (const cpu::ScheduleStep &s : function_.schedule) {
     Step step;
@@ -621,6 +626,9 @@ Status CudaFunction::bindKernel(const cpu::ScheduleStep &s, const cpu::CudaKerne
           int k = 0;
           for (const char *name : {"param", "grad", "m", "v", "lr", "step", "gradScale"})
             bind(name, a->operands[k++]);
+          for (const cpu::Op *op : ops)
+            if (op->kind == OpKind::Cast && op->operands[0] == a->results[0])
+              bind("copy", op->results[0]);
         }
         HALO_RETURN_IF_ERROR(failed);
       }

@@ -174,6 +174,7 @@ std::vector<Tensor> initialInputs(const cpu::Function &fn, double stddev) {
     }
     inputs.push_back(std::move(t));
   }
+  cpu::deriveComputeCopies(fn, inputs);
   return inputs;
 }
 

@@ -6,7 +6,7 @@
 // GRADS: return {{.*}}, %[[DE]], %[[DW]] :
 
 // Tests the train_step of a one-linear model: signature (inputs, step, FP32
-// master weights, AdamW moments), the linear's three GEMMs with their roles,
+// master weights, AdamW moments, BF16 compute copies), the linear's three GEMMs with their roles,
 // BF16 weight gradients of the linear (FP32 for the embedding), clipping, the schedule and one AdamW per parameter.
 module attributes {halo.train = {lr = 1.0e-3 : f64, warmup_steps = 2 : i64, total_steps = 10 : i64,
     schedule = "linear", beta1 = 0.9 : f64, beta2 = 0.95 : f64, eps = 1.0e-8 : f64,
@@ -26,10 +26,12 @@ func.func @forward(%tok: tensor<8xi32> {halo.input = "tokens"}, %tgt: tensor<8xi
 // CHECK: func.func @train_step(%[[TOK:[^ ,:)]+]]: tensor<8xi32> {halo.input = "tokens"}, %[[TGT:[^ ,:)]+]]: tensor<8xi32> {halo.input = "targets"}, %[[STEP:[^ ,:)]+]]: tensor<i32> {halo.input = "step"},
 // CHECK-SAME: %[[EMB:[^ ,:)]+]]: tensor<16x12xf32> {halo.init = "normal", halo.param = "embed", halo.state = "param"}, %[[W:[^ ,:)]+]]: tensor<16x12xf32> {halo.init = "normal", halo.param = "head", halo.state = "param"},
 // CHECK-SAME: %[[M1:[^ ,:)]+]]: tensor<16x12xf32> {halo.param = "embed", halo.state = "exp_avg"}, %[[M2:[^ ,:)]+]]: tensor<16x12xf32> {halo.param = "head", halo.state = "exp_avg"},
-// CHECK-SAME: %[[V1:[^ ,:)]+]]: tensor<16x12xf32> {halo.param = "embed", halo.state = "exp_avg_sq"}, %[[V2:[^ ,:)]+]]: tensor<16x12xf32> {halo.param = "head", halo.state = "exp_avg_sq"})
+// CHECK-SAME: %[[V1:[^ ,:)]+]]: tensor<16x12xf32> {halo.param = "embed", halo.state = "exp_avg_sq"}, %[[V2:[^ ,:)]+]]: tensor<16x12xf32> {halo.param = "head", halo.state = "exp_avg_sq"},
+// CHECK-SAME: %[[EB:[^ ,:)]+]]: tensor<16x12xbf16> {halo.param = "embed", halo.state = "compute"}, %[[WB:[^ ,:)]+]]: tensor<16x12xbf16> {halo.param = "head", halo.state = "compute"})
 // CHECK-SAME: -> (tensor<f32> {halo.output = "loss"}, tensor<f32> {halo.output = "grad_norm"}, tensor<f32> {halo.output = "lr"}, tensor<16x12xf32> {halo.init = "normal", halo.param = "embed", halo.state = "param"}
-// CHECK: %[[EB:[^ ,:)]+]] = halo.cast %[[EMB]] : (tensor<16x12xf32>) -> tensor<16x12xbf16>
-// CHECK: %[[WB:[^ ,:)]+]] = halo.cast %[[W]] : (tensor<16x12xf32>) -> tensor<16x12xbf16>
+// CHECK-SAME: tensor<16x12xbf16> {halo.param = "head", halo.state = "compute"})
+// The forward body reads the compute copies (state), not casts of the masters.
+// CHECK-NOT: halo.cast %[[EMB]]
 // CHECK: %[[H:[^ ,:)]+]] = halo.embedding %[[TOK]], %[[EB]]
 // CHECK: %[[Y:[^ ,:)]+]] = halo.matmul %[[H]], %[[WB]] {layer = "head", role = #halo.role<fwd>, transpose_b}
 // CHECK: %[[LOSS:[^ ,:)]+]] = halo.cross_entropy %[[Y]], %[[TGT]]
@@ -41,8 +43,10 @@ func.func @forward(%tok: tensor<8xi32> {halo.input = "tokens"}, %tgt: tensor<8xi
 // CHECK: %[[COEF:[^ ,:)]+]] = halo.clip_coef %[[NORM]] {max_norm = 1.000000e+00 : f64}
 // CHECK: %[[LR:[^ ,:)]+]] = halo.lr_schedule %[[STEP]] {peak_lr = 1.000000e-03 : f64, schedule = #halo.schedule<linear>, total_steps = 10 : i64, warmup_steps = 2 : i64}
 // CHECK: %[[P1:[^ ,:)]+]], %[[NM1:[^ ,:)]+]], %[[NV1:[^ ,:)]+]] = halo.adamw %[[EMB]], %[[DE]], %[[M1]], %[[V1]], %[[LR]], %[[STEP]], %[[COEF]] {beta1 = 9.000000e-01 : f64, beta2 = {{.*}}, eps = 1.000000e-08 : f64, weight_decay = 1.000000e-01 : f64}
+// CHECK: %[[C1:[^ ,:)]+]] = halo.cast %[[P1]] : (tensor<16x12xf32>) -> tensor<16x12xbf16>
 // CHECK: %[[P2:[^ ,:)]+]], %[[NM2:[^ ,:)]+]], %[[NV2:[^ ,:)]+]] = halo.adamw %[[W]], %[[DW]], %[[M2]], %[[V2]], %[[LR]], %[[STEP]], %[[COEF]]
-// CHECK: return %[[LOSS]], %[[NORM]], %[[LR]], %[[P1]], %[[P2]], %[[NM1]], %[[NM2]], %[[NV1]], %[[NV2]]
+// CHECK: %[[C2:[^ ,:)]+]] = halo.cast %[[P2]] : (tensor<16x12xf32>) -> tensor<16x12xbf16>
+// CHECK: return %[[LOSS]], %[[NORM]], %[[LR]], %[[P1]], %[[P2]], %[[NM1]], %[[NM2]], %[[NV1]], %[[NV2]], %[[C1]], %[[C2]]
 
 // -----
 

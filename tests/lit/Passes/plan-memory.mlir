@@ -37,3 +37,21 @@ func.func @long_lived(%x: tensor<16x16xbf16>, %p: tensor<4xf32>, %s: tensor<f32>
   %np, %nm, %nv = halo.adamw %p, %p, %p, %p, %s, %i, %s {beta1 = 0.9, beta2 = 0.999, eps = 1.0e-8, weight_decay = 0.0} : (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<f32>, tensor<i32>, tensor<f32>) -> (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>)
   return %d, %np : tensor<16x16xbf16>, tensor<4xf32>
 }
+
+// -----
+
+// Tests that the BF16 compute copy of an updated master (a cast of AdamW's
+// new parameter) is state written in place: no arena bytes, like AdamW's
+// results; a cast of anything else is an ordinary intermediate.
+// CHECK-LABEL: func.func @compute_copy
+func.func @compute_copy(%p: tensor<4xf32>, %s: tensor<f32>, %i: tensor<i32>)
+    -> (tensor<4xf32>, tensor<4xbf16>, tensor<4xbf16>) {
+  %np, %nm, %nv = halo.adamw %p, %p, %p, %p, %s, %i, %s {beta1 = 0.9, beta2 = 0.999, eps = 1.0e-8, weight_decay = 0.0} : (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<f32>, tensor<i32>, tensor<f32>) -> (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>)
+  // CHECK: halo.cast %new_param
+  // CHECK-NOT: halo.offsets
+  // CHECK-SAME: -> tensor<4xbf16>
+  %c = halo.cast %np : (tensor<4xf32>) -> tensor<4xbf16>
+  // CHECK: halo.cast %arg0 {halo.offsets = array<i64: 0>}
+  %d = halo.cast %p : (tensor<4xf32>) -> tensor<4xbf16>
+  return %np, %c, %d : tensor<4xf32>, tensor<4xbf16>, tensor<4xbf16>
+}

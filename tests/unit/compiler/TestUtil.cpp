@@ -102,6 +102,7 @@ std::vector<cpu::Tensor<F>> makeInputs(const cpu::Function &f, int64_t vocab, ui
         x = static_cast<F>((b.init == "ones" ? 1.0 : 0.0) + normal(rng));
     inputs.push_back(std::move(t));
   }
+  cpu::deriveComputeCopies(f, inputs);
   return inputs;
 }
 
