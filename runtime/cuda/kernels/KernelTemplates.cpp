@@ -936,9 +936,26 @@ bool attnOnTensorCores(const AttentionParams &p) {
   return p.headDim % 16 == 0 && p.headDim <= 128;
 }
 int64_t attnWarps(const AttentionParams &p) { return p.warps ? p.warps : 4; }
+/// m16 tiles (16 rows each) per warp of the forward and dQ kernels: 2 with
+/// 4 warps (128-row blocks; every ldmatrix'd K/V fragment feeds twice the
+/// mma), 1 with 8 warps (the same 128 rows).
+int64_t attnMt(const AttentionParams &p) { return attnWarps(p) == 4 ? 2 : 1; }
+/// Rows of the streamed K/V tiles of the dQ kernel: 32 where two m16 tiles
+/// per warp and HD > 64 would otherwise run out of registers.
+int64_t attnDqKr(const AttentionParams &p) {
+  return attnMt(p) == 2 && p.headDim > 64 ? 32 : 64;
+}
 /// Template arguments of the tensor-core kernels: S, H, KV, HD, warps.
 std::string attnMmaTmpl(const AttentionParams &p) {
   return attnTmpl(p) + ", " + str(attnWarps(p));
+}
+/// Grid of `tiles` row blocks of each of `heads` (batch x) heads. The
+/// tensor-core kernels take the tile from blockIdx.y, so that blocks start in
+/// order of work, longest first, across all heads (the causal work of a tile
+/// grows with its index); the CUDA-core ones from blockIdx.x.
+Dim3 attnGrid(bool tc, int64_t tiles, int64_t heads) {
+  unsigned t = static_cast<unsigned>(tiles), h = static_cast<unsigned>(heads);
+  return tc ? Dim3{h, t, 1} : Dim3{t, h, 1};
 }
 } // namespace
 
@@ -947,19 +964,19 @@ StatusOr<GeneratedKernel> attentionForwardKernel(const AttentionParams &p) {
   GeneratedKernel k;
   k.program = attnName("", p);
   bool tc = attnOnTensorCores(p);
-  int64_t rows = tc ? 16 * attnWarps(p) : 64; // queries per block
-  unsigned threads = tc ? unsigned(2 * rows) : attnThreads(p.headDim);
+  int64_t rows = tc ? 16 * attnMt(p) * attnWarps(p) : 64; // queries per block
+  unsigned threads = tc ? unsigned(32 * attnWarps(p)) : attnThreads(p.headDim);
   std::string b = std::string("const ") + kBf16 + "* __restrict__ ";
   std::string params = b + "q, " + b + "k, " + b + "v, " + kBf16 +
                        "* __restrict__ out, float* __restrict__ lse";
-  std::string call = tc ? "attn_mma_fwd<" + attnMmaTmpl(p) : "attn_fwd<" + attnTmpl(p);
+  std::string call = tc ? "attn_mma_fwd<" + attnMmaTmpl(p) + ", " + str(attnMt(p))
+                        : "attn_fwd<" + attnTmpl(p);
   std::string w = entry(k.program, "_fwd", threads, params,
                         "  halo::" + call + ">(q, k, v, out, lse);\n");
   // Tensor cores: the Q rows plus two buffers of 64-row K and V tiles.
   unsigned smem = tc ? static_cast<unsigned>((rows + 4 * 64) * p.headDim * 2) : 0;
   k.launches.push_back({k.program + "_fwd",
-                        {static_cast<unsigned>((p.seqLen + rows - 1) / rows),
-                         static_cast<unsigned>(p.batch * p.heads), 1},
+                        attnGrid(tc, (p.seqLen + rows - 1) / rows, p.batch * p.heads),
                         {threads, 1, 1}, smem, params});
   k.source = tc ? assemble(k.program, {"attention_mma.cuh"}, w)
                 : assemble(k.program, {"attention.cuh"}, w);
@@ -971,7 +988,8 @@ StatusOr<GeneratedKernel> attentionBackwardKernel(const AttentionParams &p) {
   GeneratedKernel k;
   k.program = attnName("bw", p);
   bool tc = attnOnTensorCores(p);
-  int64_t blockRows = tc ? 16 * attnWarps(p) : 64;
+  int64_t blockRows = tc ? 16 * attnWarps(p) : 64;            // keys per dK/dV block
+  int64_t dqRows = tc ? blockRows * attnMt(p) : 64, dqKr = attnDqKr(p); // dQ block, K/V tile
   unsigned threads = attnThreads(p.headDim), mainThreads = tc ? unsigned(2 * blockRows) : threads;
   std::string b = std::string("const ") + kBf16 + "* __restrict__ ";
   std::string pp = b + "out, " + b + "dout, float* __restrict__ delta";
@@ -990,20 +1008,24 @@ StatusOr<GeneratedKernel> attentionBackwardKernel(const AttentionParams &p) {
                    "dout, const float* __restrict__ lse, const float* __restrict__ "
                    "delta, " + kBf16 + "* __restrict__ dq";
   w += entry(k.program, "_dq", mainThreads, pq,
-             "  halo::" + (tc ? "attn_mma_dq<" + attnMmaTmpl(p) : "attn_bwd_dq<" + attnTmpl(p)) +
+             "  halo::" +
+                 (tc ? "attn_mma_dq<" + attnMmaTmpl(p) + ", " + str(attnMt(p)) + ", " + str(dqKr)
+                     : "attn_bwd_dq<" + attnTmpl(p)) +
                  ">(q, k, v, dout, lse, delta, dq);\n");
   unsigned tiles = static_cast<unsigned>((p.seqLen + blockRows - 1) / blockRows);
+  unsigned dqTiles = static_cast<unsigned>((p.seqLen + dqRows - 1) / dqRows);
   // Tensor cores: the block's two [rows][hd] tiles plus two buffers of two
-  // 64-row tiles (and, for dK/dV, of 64 lse and delta values).
-  unsigned smem = static_cast<unsigned>((2 * blockRows + 4 * 64) * p.headDim * 2);
-  unsigned dkdvSmem = tc ? smem + 4 * 64 * 4 : 0, dqSmem = tc ? smem : 0;
+  // streamed tiles (64 rows for dK/dV, with 64 lse and delta values; dqKr
+  // rows for dQ).
+  unsigned dkdvSmem =
+      tc ? static_cast<unsigned>((2 * blockRows + 4 * 64) * p.headDim * 2 + 4 * 64 * 4) : 0;
+  unsigned dqSmem = tc ? static_cast<unsigned>((2 * dqRows + 4 * dqKr) * p.headDim * 2) : 0;
   k.launches.push_back({k.program + "_pre", {gridFor(rows, 64, 1 << 30), 1, 1},
                         {threads, 1, 1}, 0, pp});
-  k.launches.push_back({k.program + "_dkdv",
-                        {tiles, static_cast<unsigned>(p.batch * p.kvHeads), 1},
+  k.launches.push_back({k.program + "_dkdv", attnGrid(tc, tiles, p.batch * p.kvHeads),
                         {mainThreads, 1, 1}, dkdvSmem, pk});
   k.launches.push_back({k.program + "_dq",
-                        {tiles, static_cast<unsigned>(p.batch * p.heads), 1},
+                        attnGrid(tc, dqTiles, p.batch * p.heads),
                         {mainThreads, 1, 1}, dqSmem, pq});
   k.scratchBytes = static_cast<size_t>(rows * 4);
   k.source = tc ? assemble(k.program, {"attention.cuh", "attention_mma.cuh"}, w)

@@ -289,8 +289,9 @@ struct AttentionParams {
   int64_t heads = 0;
   int64_t kvHeads = 0;
   int64_t headDim = 0;
-  /// Tensor-core kernels: warps per block (4 or 8; each owns 16 rows); 0
-  /// picks 4, whose shared memory (<= 97 KiB at headDim 128) fits sm_80/89.
+  /// Tensor-core kernels: warps per block (4 or 8); 0 picks 4, whose shared
+  /// memory (<= 97 KiB at headDim 128) fits sm_80/89. With 4 warps each
+  /// forward/dQ warp owns 32 rows (two m16 tiles), with 8 warps 16.
   int64_t warps = 0;
 };
 StatusOr<GeneratedKernel> attentionForwardKernel(const AttentionParams &);

@@ -6,9 +6,12 @@
 // from shared memory by ldmatrix. A flash scheme: the S x S scores never go
 // to memory.
 //
-// Tiles: a block of W warps owns 16 W rows (16 per warp) of one operand and
-// streams 64-row tiles of the other through two shared-memory buffers
-// (cp.async: the next tile loads while this one is used). Shared-memory
+// Tiles: a block of W warps owns 16 MT W rows (MT m16 tiles per warp, which
+// share every B fragment: 1 ldmatrix per 2 MT mma) of one operand and
+// streams KR-row tiles of the other through two shared-memory buffers
+// (cp.async: the next tile loads while this one is used; one barrier per
+// tile). The row tile is blockIdx.y, so blocks start longest causal work
+// first across all heads (the generator sets the grid). Shared-memory
 // tiles are [rows][HD] BF16 with 16-byte chunks XOR-swizzled by row (chunk c
 // of row r at c ^ (r % SW)), so that the 8 rows an ldmatrix reads hit
 // distinct banks.
@@ -19,14 +22,14 @@
 // adjacent C tiles (n 0..15) are one A fragment (k 0..15) after packing to
 // BF16, so P and dS feed the next product straight from registers.
 //
-//   attn_mma_fwd : block = 16 W queries of (b, h); loops over the causal key
+//   attn_mma_fwd : block = 16 MT W queries of (b, h); loops over the causal key
 //                  tiles; online softmax in registers (exp2, the scale folded
 //                  in); writes out and lse.
 //   attn_mma_dkdv: block = 16 W keys of (b, kv head g); loops over the group's
 //                  query heads and causal query tiles: S^T = K Q^T, P^T,
 //                  dV += P^T dO, dP^T = V dO^T, dS^T = P^T (dP^T - delta),
 //                  dK += dS^T Q (FP32 accumulators in registers, no atomics).
-//   attn_mma_dq  : block = 16 W queries of (b, h); loops over key tiles:
+//   attn_mma_dq  : block = 16 MT W queries of (b, h); loops over key tiles:
 //                  S = Q K^T, dP = dO V^T, dS = P (dP - delta), dQ += dS K.
 //   delta = dO . O comes from attention.cuh's attn_bwd_pre.
 // P and dS are rounded to BF16 for the products (as in FlashAttention-2).
@@ -100,20 +103,21 @@ template <int N> __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
-/// Key-tile loop step of the forward and dQ kernels (K and V tiles in two
-/// buffers each): starts loading tile kt + 1 into the other buffer, then
-/// waits until tile kt (buffer kt & 1) has landed; the caller syncs.
-template <int HD>
+/// Key-tile loop step of the forward and dQ kernels (K and V tiles of KR
+/// rows in two buffers each): waits until tile kt (buffer kt & 1) has landed
+/// and syncs the block, after which every warp is also done with tile kt - 1,
+/// so tile kt + 1 starts loading into that buffer (it lands while tile kt is
+/// used). One barrier per tile.
+template <int HD, int KR>
 __device__ __forceinline__ void next_kv_tile(bf16 *ks, bf16 *vs, const bf16 *kb, const bf16 *vb,
                                              size_t kld, int kt, int nkt, int limit) {
+  cp_async_wait<0>();
+  __syncthreads();
   if (kt < nkt) {
     const int nb = (kt + 1) & 1;
-    load_tile_async<HD, kRows>(ks + nb * kRows * HD, kb, kld, (kt + 1) * kRows, limit);
-    load_tile_async<HD, kRows>(vs + nb * kRows * HD, vb, kld, (kt + 1) * kRows, limit);
+    load_tile_async<HD, KR>(ks + nb * KR * HD, kb, kld, (kt + 1) * KR, limit);
+    load_tile_async<HD, KR>(vs + nb * KR * HD, vb, kld, (kt + 1) * KR, limit);
     cp_async_commit();
-    cp_async_wait<1>();
-  } else {
-    cp_async_wait<0>();
   }
 }
 
@@ -142,48 +146,83 @@ __device__ __forceinline__ void load_b_cols(unsigned (&b)[4], const bf16 *tile, 
   ldsm4t(b, tile + swz<HD>(k0 + (lane & 15), n0 + ((lane >> 4) << 3)));
 }
 
-/// acc[NT][4] = A rows [r0, r0+16) of `a` times B = `b`^T (b: NT*8 rows of
-/// HD), both swizzled tiles: the 16 x (NT*8) block of a b^T.
-template <int HD, int NT>
-__device__ __forceinline__ void gemm_abt(float (&acc)[NT][4], const bf16 *a, int r0,
-                                         const bf16 *b) {
+template <int MT, int NT>
+__device__ __forceinline__ void zero_acc(float (&acc)[MT][NT][4]) {
 #pragma unroll
-  for (int n = 0; n < NT; ++n)
-    acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
+  for (int m = 0; m < MT; ++m)
+#pragma unroll
+    for (int n = 0; n < NT; ++n)
+      acc[m][n][0] = acc[m][n][1] = acc[m][n][2] = acc[m][n][3] = 0.0f;
+}
+
+/// acc[MT][NT][4] = rows [r0, r0 + 16 MT) of `a` times B = `b`^T (b: NT*8
+/// rows of HD), both swizzled tiles: MT m16 tiles that share every B
+/// fragment (one ldmatrix feeds 2 MT mma).
+template <int HD, int MT, int NT>
+__device__ __forceinline__ void gemm_abt(float (&acc)[MT][NT][4], const bf16 *a, int r0,
+                                         const bf16 *b) {
+  zero_acc(acc);
 #pragma unroll
   for (int kk = 0; kk < HD / 16; ++kk) {
-    unsigned af[4];
-    load_a<HD>(af, a, r0, kk * 16);
+    unsigned af[MT][4];
+#pragma unroll
+    for (int m = 0; m < MT; ++m)
+      load_a<HD>(af[m], a, r0 + 16 * m, kk * 16);
 #pragma unroll
     for (int np = 0; np < NT / 2; ++np) {
       unsigned bf[4];
       load_b_rows<HD>(bf, b, np * 16, kk * 16);
-      mma16816(acc[2 * np], af, bf[0], bf[1]);
-      mma16816(acc[2 * np + 1], af, bf[2], bf[3]);
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        mma16816(acc[m][2 * np], af[m], bf[0], bf[1]);
+        mma16816(acc[m][2 * np + 1], af[m], bf[2], bf[3]);
+      }
     }
   }
 }
 
-/// acc[HD/8][4] += P b, P = the packed BF16 A fragments p[64/16][4] (16 x 64),
-/// b a swizzled [64][HD] tile.
-template <int HD>
-__device__ __forceinline__ void gemm_pb(float (&acc)[HD / 8][4], const unsigned (&p)[kRows / 16][4],
-                                        const bf16 *b) {
+/// The same with the A fragments (one m16 tile, k = 0..HD) in registers.
+template <int HD, int NT>
+__device__ __forceinline__ void gemm_abt_r(float (&acc)[NT][4], const unsigned (&af)[HD / 16][4],
+                                           const bf16 *b) {
 #pragma unroll
-  for (int kk = 0; kk < kRows / 16; ++kk)
+  for (int n = 0; n < NT; ++n)
+    acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
+#pragma unroll
+  for (int kk = 0; kk < HD / 16; ++kk)
+#pragma unroll
+    for (int np = 0; np < NT / 2; ++np) {
+      unsigned bf[4];
+      load_b_rows<HD>(bf, b, np * 16, kk * 16);
+      mma16816(acc[2 * np], af[kk], bf[0], bf[1]);
+      mma16816(acc[2 * np + 1], af[kk], bf[2], bf[3]);
+    }
+}
+
+/// acc[MT][HD/8][4] += P b, P = the packed BF16 A fragments p[MT][KR/16][4]
+/// (16 MT x KR), b a swizzled [KR][HD] tile.
+template <int HD, int MT, int KR>
+__device__ __forceinline__ void gemm_pb(float (&acc)[MT][HD / 8][4],
+                                        const unsigned (&p)[MT][KR / 16][4], const bf16 *b) {
+#pragma unroll
+  for (int kk = 0; kk < KR / 16; ++kk)
 #pragma unroll
     for (int dp = 0; dp < HD / 16; ++dp) {
       unsigned bf[4];
       load_b_cols<HD>(bf, b, kk * 16, dp * 16);
-      mma16816(acc[2 * dp], p[kk], bf[0], bf[1]);
-      mma16816(acc[2 * dp + 1], p[kk], bf[2], bf[3]);
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        mma16816(acc[m][2 * dp], p[m][kk], bf[0], bf[1]);
+        mma16816(acc[m][2 * dp + 1], p[m][kk], bf[2], bf[3]);
+      }
     }
 }
 
-/// Packs C tiles s[8][4] (16 x 64) into A fragments (16 x 64, 4 k-steps).
-__device__ __forceinline__ void pack_a(unsigned (&p)[kRows / 16][4], const float (&s)[kRows / 8][4]) {
+/// Packs C tiles s[KR/8][4] (16 x KR) into A fragments (16 x KR, KR/16 k-steps).
+template <int KR>
+__device__ __forceinline__ void pack_a(unsigned (&p)[KR / 16][4], const float (&s)[KR / 8][4]) {
 #pragma unroll
-  for (int kk = 0; kk < kRows / 16; ++kk) {
+  for (int kk = 0; kk < KR / 16; ++kk) {
     p[kk][0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
     p[kk][1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
     p[kk][2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
@@ -213,288 +252,347 @@ __device__ __forceinline__ void store_rows(bf16 *dst, size_t ld, int row0, int l
 } // namespace mma
 
 // Dynamic shared memory (set by the generator, attentionForwardKernel /
-// attentionBackwardKernel): the block's own 16 W-row tiles plus two buffers
-// of each streamed 64-row tile (and of 64 lse/delta values for dK/dV).
+// attentionBackwardKernel): the block's own rows plus two buffers of each
+// streamed tile (and of its lse/delta values for dK/dV).
 
-// Forward. Block = 16 W queries of (b, h) (warp w: rows 16w..16w+15); key
+// Forward. Block = W warps of 16 MT queries of (b, h) (warp w: rows
+// 16 MT w ..); each warp's MT m16 tiles share every K and V fragment. Key
 // tiles of 64 stream through two shared-memory buffers (the next one loads
-// while this one is used).
-template <int S, int H, int KV, int HD, int W>
+// while this one is used). Q stays in registers where it fits (MT HD <= 128),
+// otherwise its fragments are re-read from shared memory per key tile.
+template <int S, int H, int KV, int HD, int W, int MT = 1, int KR = mma::kRows>
 __device__ __forceinline__ void attn_mma_fwd(const bf16 *q, const bf16 *k, const bf16 *v,
                                              bf16 *out, float *lse) {
   using namespace mma;
-  constexpr int NT = kRows / 8, DT = HD / 8, BR = 16 * W, LAST = (S - 1) / kRows;
+  constexpr int NT = KR / 8, DT = HD / 8, WR = 16 * MT, BR = WR * W, LAST = (S - 1) / KR;
+  constexpr bool QREG = MT * HD <= 128;
   static_assert(HD % 16 == 0 && HD <= 128, "tensor-core attention needs HD % 16 == 0, <= 128");
+  static_assert(MT == 1 || MT == 2, "one or two m16 tiles per warp");
   extern __shared__ __align__(16) unsigned char attn_smem[];
-  bf16 *qs = reinterpret_cast<bf16 *>(attn_smem), *ks = qs + BR * HD, *vs = ks + 2 * kRows * HD;
-  const int qt = gridDim.x - 1 - blockIdx.x; // long (late) tiles first
-  const int bh = blockIdx.y, b = bh / H, h = bh % H, kvh = h / (H / KV);
+  bf16 *qs = reinterpret_cast<bf16 *>(attn_smem), *ks = qs + BR * HD, *vs = ks + 2 * KR * HD;
+  const int qt = gridDim.y - 1 - blockIdx.y; // long (late) tiles first, over all heads
+  const int bh = blockIdx.x, b = bh / H, h = bh % H, kvh = h / (H / KV);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const size_t qld = (size_t)H * HD, kld = (size_t)KV * HD;
   const bf16 *kb = k + (size_t)b * S * kld + kvh * HD;
   const bf16 *vb = v + (size_t)b * S * kld + kvh * HD;
-  const int first = qt * BR + warp * 16; // the warp's first query
-  const int nkt = min((qt * BR + BR - 1) / kRows, LAST);
+  const int first = qt * BR + warp * WR; // the warp's first query
+  const int nkt = min((qt * BR + BR - 1) / KR, LAST);
   load_tile_async<HD, BR>(qs, q + (size_t)b * S * qld + h * HD, qld, qt * BR, S);
+  load_tile_async<HD, KR>(ks, kb, kld, 0, S);
+  load_tile_async<HD, KR>(vs, vb, kld, 0, S);
   cp_async_commit();
-  load_tile_async<HD, kRows>(ks, kb, kld, 0, S);
-  load_tile_async<HD, kRows>(vs, vb, kld, 0, S);
-  cp_async_commit();
-  cp_async_wait<1>();
-  __syncthreads();
-  unsigned qf[HD / 16][4];
-#pragma unroll
-  for (int kk = 0; kk < HD / 16; ++kk)
-    load_a<HD>(qf[kk], qs, warp * 16, kk * 16);
+  unsigned qf[MT][HD / 16][4]; // unused (and dropped) unless QREG
 
   const float sl2 = 1.4426950408889634f / sqrtf((float)HD); // scale * log2(e)
-  const int row0 = first + g, row1 = row0 + 8;
-  float o[DT][4];
+  float o[MT][DT][4];
+  zero_acc(o);
+  float mx[MT][2], l[MT][2];
 #pragma unroll
-  for (int n = 0; n < DT; ++n)
-    o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
-  float m0 = neg_inf(), m1 = neg_inf(), l0 = 0.0f, l1 = 0.0f;
+  for (int m = 0; m < MT; ++m)
+    mx[m][0] = mx[m][1] = neg_inf(), l[m][0] = l[m][1] = 0.0f;
   for (int kt = 0; kt <= nkt; ++kt) {
-    next_kv_tile<HD>(ks, vs, kb, vb, kld, kt, nkt, S);
-    __syncthreads();
-    const bf16 *kt_s = ks + (kt & 1) * kRows * HD, *vt_s = vs + (kt & 1) * kRows * HD;
-    if (kt * kRows <= first + 15) { // some key of the tile is visible to the warp
-      float s[NT][4];
+    next_kv_tile<HD, KR>(ks, vs, kb, vb, kld, kt, nkt, S);
+    if constexpr (QREG)
+      if (kt == 0)
 #pragma unroll
-      for (int n = 0; n < NT; ++n)
-        s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+        for (int m = 0; m < MT; ++m)
 #pragma unroll
-      for (int kk = 0; kk < HD / 16; ++kk)
+          for (int kk = 0; kk < HD / 16; ++kk)
+            load_a<HD>(qf[m][kk], qs, warp * WR + 16 * m, kk * 16);
+    const bf16 *kt_s = ks + (kt & 1) * KR * HD, *vt_s = vs + (kt & 1) * KR * HD;
+    if (kt * KR <= first + WR - 1) { // some key of the tile is visible to the warp
+      float s[MT][NT][4];
+      zero_acc(s);
+#pragma unroll
+      for (int kk = 0; kk < HD / 16; ++kk) {
+        unsigned af[MT][4];
+#pragma unroll
+        for (int m = 0; m < MT; ++m) {
+          if constexpr (QREG) {
+#pragma unroll
+            for (int e = 0; e < 4; ++e)
+              af[m][e] = qf[m][kk][e];
+          } else {
+            load_a<HD>(af[m], qs, warp * WR + 16 * m, kk * 16);
+          }
+        }
 #pragma unroll
         for (int np = 0; np < NT / 2; ++np) {
           unsigned bf[4];
           load_b_rows<HD>(bf, kt_s, np * 16, kk * 16);
-          mma16816(s[2 * np], qf[kk], bf[0], bf[1]);
-          mma16816(s[2 * np + 1], qf[kk], bf[2], bf[3]);
-        }
-      if (kt * kRows + kRows - 1 > first) // keys after some query: mask them
 #pragma unroll
-        for (int n = 0; n < NT; ++n)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int key = kt * kRows + n * 8 + 2 * t + (e & 1);
-            if (key > (e < 2 ? row0 : row1))
-              s[n][e] = neg_inf();
+          for (int m = 0; m < MT; ++m) {
+            mma16816(s[m][2 * np], af[m], bf[0], bf[1]);
+            mma16816(s[m][2 * np + 1], af[m], bf[2], bf[3]);
           }
-      float mx0 = m0, mx1 = m1;
-#pragma unroll
-      for (int n = 0; n < NT; ++n) {
-        mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
-        mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
+        }
       }
+      if (kt * KR + KR - 1 > first) // keys after some query: mask them
 #pragma unroll
-      for (int o2 = 1; o2 <= 2; o2 <<= 1) {
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, o2));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, o2));
-      }
-      // Every row sees key 0 in the first tile, so mx0/mx1 are finite here.
-      const float c0 = ex2((m0 - mx0) * sl2), c1 = ex2((m1 - mx1) * sl2);
-      m0 = mx0;
-      m1 = mx1;
-      const float b0 = mx0 * sl2, b1 = mx1 * sl2;
-      float r0 = 0.0f, r1 = 0.0f;
+        for (int m = 0; m < MT; ++m)
 #pragma unroll
-      for (int n = 0; n < NT; ++n) {
-        s[n][0] = ex2(fmaf(s[n][0], sl2, -b0));
-        s[n][1] = ex2(fmaf(s[n][1], sl2, -b0));
-        s[n][2] = ex2(fmaf(s[n][2], sl2, -b1));
-        s[n][3] = ex2(fmaf(s[n][3], sl2, -b1));
-        r0 += s[n][0] + s[n][1];
-        r1 += s[n][2] + s[n][3];
-      }
-      l0 = l0 * c0 + r0;
-      l1 = l1 * c1 + r1;
+          for (int n = 0; n < NT; ++n)
 #pragma unroll
-      for (int n = 0; n < DT; ++n) {
-        o[n][0] *= c0;
-        o[n][1] *= c0;
-        o[n][2] *= c1;
-        o[n][3] *= c1;
+            for (int e = 0; e < 4; ++e) {
+              const int key = kt * KR + n * 8 + 2 * t + (e & 1);
+              if (key > first + 16 * m + g + (e < 2 ? 0 : 8))
+                s[m][n][e] = neg_inf();
+            }
+      unsigned p[MT][KR / 16][4];
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        float mx0 = mx[m][0], mx1 = mx[m][1];
+#pragma unroll
+        for (int n = 0; n < NT; ++n) {
+          mx0 = fmaxf(mx0, fmaxf(s[m][n][0], s[m][n][1]));
+          mx1 = fmaxf(mx1, fmaxf(s[m][n][2], s[m][n][3]));
+        }
+#pragma unroll
+        for (int o2 = 1; o2 <= 2; o2 <<= 1) {
+          mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, o2));
+          mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, o2));
+        }
+        // Every row sees key 0 in the first tile, so mx0/mx1 are finite here.
+        const float c0 = ex2((mx[m][0] - mx0) * sl2), c1 = ex2((mx[m][1] - mx1) * sl2);
+        mx[m][0] = mx0;
+        mx[m][1] = mx1;
+        const float b0 = mx0 * sl2, b1 = mx1 * sl2;
+        float r0 = 0.0f, r1 = 0.0f;
+#pragma unroll
+        for (int n = 0; n < NT; ++n) {
+          s[m][n][0] = ex2(fmaf(s[m][n][0], sl2, -b0));
+          s[m][n][1] = ex2(fmaf(s[m][n][1], sl2, -b0));
+          s[m][n][2] = ex2(fmaf(s[m][n][2], sl2, -b1));
+          s[m][n][3] = ex2(fmaf(s[m][n][3], sl2, -b1));
+          r0 += s[m][n][0] + s[m][n][1];
+          r1 += s[m][n][2] + s[m][n][3];
+        }
+        l[m][0] = l[m][0] * c0 + r0;
+        l[m][1] = l[m][1] * c1 + r1;
+#pragma unroll
+        for (int n = 0; n < DT; ++n) {
+          o[m][n][0] *= c0;
+          o[m][n][1] *= c0;
+          o[m][n][2] *= c1;
+          o[m][n][3] *= c1;
+        }
+        pack_a<KR>(p[m], s[m]);
       }
-      unsigned p[kRows / 16][4];
-      pack_a(p, s);
-      gemm_pb<HD>(o, p, vt_s);
+      gemm_pb<HD, MT, KR>(o, p, vt_s);
     }
-    __syncthreads(); // the buffer is refilled by the next iteration's prefetch
   }
+  const float scale = 1.0f / sqrtf((float)HD);
 #pragma unroll
-  for (int o2 = 1; o2 <= 2; o2 <<= 1) {
-    l0 += __shfl_xor_sync(0xffffffffu, l0, o2);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, o2);
-  }
-  store_rows<HD>(out + (size_t)b * S * qld + h * HD, qld, first, S, o, 1.0f / l0, 1.0f / l1);
-  if (t == 0) {
-    const float scale = 1.0f / sqrtf((float)HD);
-    if (row0 < S)
-      lse[(size_t)bh * S + row0] = m0 * scale + logf(l0);
-    if (row1 < S)
-      lse[(size_t)bh * S + row1] = m1 * scale + logf(l1);
+  for (int m = 0; m < MT; ++m) {
+    float l0 = l[m][0], l1 = l[m][1];
+#pragma unroll
+    for (int o2 = 1; o2 <= 2; o2 <<= 1) {
+      l0 += __shfl_xor_sync(0xffffffffu, l0, o2);
+      l1 += __shfl_xor_sync(0xffffffffu, l1, o2);
+    }
+    const int r = first + 16 * m, row0 = r + g, row1 = row0 + 8;
+    store_rows<HD>(out + (size_t)b * S * qld + h * HD, qld, r, S, o[m], 1.0f / l0, 1.0f / l1);
+    if (t == 0) {
+      if (row0 < S)
+        lse[(size_t)bh * S + row0] = mx[m][0] * scale + logf(l0);
+      if (row1 < S)
+        lse[(size_t)bh * S + row1] = mx[m][1] * scale + logf(l1);
+    }
   }
 }
 
 // dK, dV. Block = 16 W keys of (b, kv head); for each query head of the
-// group, query tiles of 64 (with their lse and delta) stream through two
-// buffers.
-template <int S, int H, int KV, int HD, int W>
+// group, query tiles of KR (with their lse and delta) stream through two
+// buffers. KVREG: the warp's K and V fragments stay in registers.
+template <int S, int H, int KV, int HD, int W, int KR = mma::kRows, bool KVREG = false>
 __device__ __forceinline__ void attn_mma_dkdv(const bf16 *q, const bf16 *k, const bf16 *v,
                                               const bf16 *dout, const float *lse,
                                               const float *delta, bf16 *dk, bf16 *dv) {
   using namespace mma;
-  constexpr int NT = kRows / 8, DT = HD / 8, BR = 16 * W, QT = (S + kRows - 1) / kRows;
-  constexpr int GRP = H / KV, TILE = kRows * HD;
+  constexpr int NT = KR / 8, DT = HD / 8, BR = 16 * W, QT = (S + KR - 1) / KR;
+  constexpr int GRP = H / KV, TILE = KR * HD;
   static_assert(HD % 16 == 0 && HD <= 128, "tensor-core attention needs HD % 16 == 0, <= 128");
+  static_assert(BR % KR == 0, "the key block is a whole number of query tiles");
   extern __shared__ __align__(16) unsigned char attn_smem[];
   bf16 *ks = reinterpret_cast<bf16 *>(attn_smem), *vs = ks + BR * HD, *qs = vs + BR * HD,
        *dos = qs + 2 * TILE;
-  float *ls = reinterpret_cast<float *>(dos + 2 * TILE), *dls = ls + 2 * kRows;
-  const int kt = blockIdx.x;
-  const int bg = blockIdx.y, b = bg / KV, kvh = bg % KV;
+  float *ls = reinterpret_cast<float *>(dos + 2 * TILE), *dls = ls + 2 * KR;
+  const int kt = blockIdx.y; // the key block: long (early) ones first, over all heads
+  const int bg = blockIdx.x, b = bg / KV, kvh = bg % KV;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const size_t qld = (size_t)H * HD, kld = (size_t)KV * HD;
   const float scale = 1.0f / sqrtf((float)HD), sl2 = scale * 1.4426950408889634f;
   const int first = kt * BR + warp * 16; // the warp's first key
   const int key0 = first + g, key1 = key0 + 8;
-  const int qt0 = (kt * BR) / kRows, nq = QT - qt0; // query tiles per head
+  const int qt0 = (kt * BR) / KR, nq = QT - qt0; // query tiles per head
   // Work item i: head h = kvh * GRP + i / nq, query tile qt0 + i % nq.
   auto issue = [&](int i) {
     const int h = kvh * GRP + i / nq, qt = qt0 + i % nq, buf = i & 1;
     const size_t lb = ((size_t)b * H + h) * S;
-    load_tile_async<HD, kRows>(qs + buf * TILE, q + (size_t)b * S * qld + h * HD, qld,
-                               qt * kRows, S);
-    load_tile_async<HD, kRows>(dos + buf * TILE, dout + (size_t)b * S * qld + h * HD, qld,
-                               qt * kRows, S);
-    for (int r = threadIdx.x; r < kRows; r += blockDim.x) {
-      const int row = qt * kRows + r;
-      ls[buf * kRows + r] = row < S ? lse[lb + row] * 1.4426950408889634f : 0.0f;
-      dls[buf * kRows + r] = row < S ? delta[lb + row] : 0.0f;
+    load_tile_async<HD, KR>(qs + buf * TILE, q + (size_t)b * S * qld + h * HD, qld, qt * KR, S);
+    load_tile_async<HD, KR>(dos + buf * TILE, dout + (size_t)b * S * qld + h * HD, qld,
+                            qt * KR, S);
+    for (int r = threadIdx.x; r < KR; r += blockDim.x) {
+      const int row = qt * KR + r;
+      ls[buf * KR + r] = row < S ? lse[lb + row] * 1.4426950408889634f : 0.0f;
+      dls[buf * KR + r] = row < S ? delta[lb + row] : 0.0f;
     }
   };
   load_tile_async<HD, BR>(ks, k + (size_t)b * S * kld + kvh * HD, kld, kt * BR, S);
   load_tile_async<HD, BR>(vs, v + (size_t)b * S * kld + kvh * HD, kld, kt * BR, S);
   issue(0);
   cp_async_commit();
-  float dkacc[DT][4], dvacc[DT][4];
-#pragma unroll
-  for (int n = 0; n < DT; ++n)
-#pragma unroll
-    for (int e = 0; e < 4; ++e)
-      dkacc[n][e] = dvacc[n][e] = 0.0f;
+  float dkacc[1][DT][4], dvacc[1][DT][4];
+  zero_acc(dkacc);
+  zero_acc(dvacc);
+  unsigned kf[HD / 16][4], vf[HD / 16][4]; // unused (and dropped) unless KVREG
   const int items = GRP * nq;
   for (int i = 0; i < items; ++i) {
+    // Item i has landed and every warp is done with item i - 1, whose
+    // buffers item i + 1 refills (while item i is used): one barrier per item.
+    cp_async_wait<0>();
+    __syncthreads();
     if (i + 1 < items) {
       issue(i + 1);
       cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
     }
-    __syncthreads();
+    if constexpr (KVREG)
+      if (i == 0)
+#pragma unroll
+        for (int kk = 0; kk < HD / 16; ++kk) {
+          load_a<HD>(kf[kk], ks, warp * 16, kk * 16);
+          load_a<HD>(vf[kk], vs, warp * 16, kk * 16);
+        }
     const int qt = qt0 + i % nq, buf = i & 1;
     const bf16 *q_s = qs + buf * TILE, *do_s = dos + buf * TILE;
-    const float *l_s = ls + buf * kRows, *d_s = dls + buf * kRows;
-    if (qt * kRows + kRows - 1 >= first) { // some query of the tile sees the warp's keys
-      // P^T (16 keys x 64 queries of this warp), zero where masked.
-      float st[NT][4];
-      gemm_abt<HD, NT>(st, ks, warp * 16, q_s);
-      const bool diag = qt * kRows < first + 15;
+    const float *l_s = ls + buf * KR, *d_s = dls + buf * KR;
+    if (qt * KR + KR - 1 >= first) { // some query of the tile sees the warp's keys
+      // P^T (16 keys x KR queries of this warp), zero where masked.
+      float st[1][NT][4];
+      if constexpr (KVREG)
+        gemm_abt_r<HD, NT>(st[0], kf, q_s);
+      else
+        gemm_abt<HD, 1, NT>(st, ks, warp * 16, q_s);
+      const bool diag = qt * KR < first + 15;
 #pragma unroll
       for (int n = 0; n < NT; ++n)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          const int qi = n * 8 + 2 * t + (e & 1), query = qt * kRows + qi;
+          const int qi = n * 8 + 2 * t + (e & 1), query = qt * KR + qi;
           const bool live = (!diag || query >= (e < 2 ? key0 : key1)) && query < S;
-          st[n][e] = live ? ex2(fmaf(st[n][e], sl2, -l_s[qi])) : 0.0f;
+          st[0][n][e] = live ? ex2(fmaf(st[0][n][e], sl2, -l_s[qi])) : 0.0f;
         }
-      unsigned pp[kRows / 16][4];
-      pack_a(pp, st);
-      gemm_pb<HD>(dvacc, pp, do_s);               // dV += P^T dO
-      gemm_abt<HD, NT>(st, vs, warp * 16, do_s); // dP^T = V dO^T
+      unsigned pp[1][KR / 16][4];
+      pack_a<KR>(pp[0], st[0]);
+      gemm_pb<HD, 1, KR>(dvacc, pp, do_s); // dV += P^T dO
+      if constexpr (KVREG)                  // dP^T = V dO^T
+        gemm_abt_r<HD, NT>(st[0], vf, do_s);
+      else
+        gemm_abt<HD, 1, NT>(st, vs, warp * 16, do_s);
 #pragma unroll
-      for (int kk = 0; kk < kRows / 16; ++kk)
+      for (int kk = 0; kk < KR / 16; ++kk)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           // A-fragment register e of k-step kk holds C tile 2kk + e/2, entries (e%2)*2, +1.
           const int n = 2 * kk + (e >> 1), c = (e & 1) * 2, qi = n * 8 + 2 * t;
-          __nv_bfloat162 pv = *reinterpret_cast<const __nv_bfloat162 *>(&pp[kk][e]);
-          pp[kk][e] = pack_bf16(__low2float(pv) * (st[n][c] - d_s[qi]),
-                                __high2float(pv) * (st[n][c + 1] - d_s[qi + 1]));
+          __nv_bfloat162 pv = *reinterpret_cast<const __nv_bfloat162 *>(&pp[0][kk][e]);
+          pp[0][kk][e] = pack_bf16(__low2float(pv) * (st[0][n][c] - d_s[qi]),
+                                   __high2float(pv) * (st[0][n][c + 1] - d_s[qi + 1]));
         }
-      gemm_pb<HD>(dkacc, pp, q_s); // dK += dS^T Q
+      gemm_pb<HD, 1, KR>(dkacc, pp, q_s); // dK += dS^T Q
     }
-    __syncthreads(); // the buffer is refilled by the next iteration's prefetch
   }
-  store_rows<HD>(dk + (size_t)b * S * kld + kvh * HD, kld, first, S, dkacc, scale, scale);
-  store_rows<HD>(dv + (size_t)b * S * kld + kvh * HD, kld, first, S, dvacc, 1.0f, 1.0f);
+  store_rows<HD>(dk + (size_t)b * S * kld + kvh * HD, kld, first, S, dkacc[0], scale, scale);
+  store_rows<HD>(dv + (size_t)b * S * kld + kvh * HD, kld, first, S, dvacc[0], 1.0f, 1.0f);
 }
 
-// dQ. Block = 16 W queries of (b, h); key tiles of 64 (K and V) stream
-// through two buffers.
-template <int S, int H, int KV, int HD, int W>
+// dQ. Block = W warps of 16 MT queries of (b, h) (each warp's MT m16 tiles
+// share every K and V fragment); key tiles of KR (K and V) stream through
+// two buffers.
+template <int S, int H, int KV, int HD, int W, int MT = 1, int KR = mma::kRows>
 __device__ __forceinline__ void attn_mma_dq(const bf16 *q, const bf16 *k, const bf16 *v,
                                             const bf16 *dout, const float *lse,
                                             const float *delta, bf16 *dq) {
   using namespace mma;
-  constexpr int NT = kRows / 8, DT = HD / 8, BR = 16 * W, LAST = (S - 1) / kRows;
-  constexpr int TILE = kRows * HD;
+  constexpr int NT = KR / 8, DT = HD / 8, WR = 16 * MT, BR = WR * W, LAST = (S - 1) / KR;
+  constexpr int TILE = KR * HD;
   static_assert(HD % 16 == 0 && HD <= 128, "tensor-core attention needs HD % 16 == 0, <= 128");
   extern __shared__ __align__(16) unsigned char attn_smem[];
   bf16 *qs = reinterpret_cast<bf16 *>(attn_smem), *dos = qs + BR * HD, *ks = dos + BR * HD,
        *vs = ks + 2 * TILE;
-  const int qt = gridDim.x - 1 - blockIdx.x;
-  const int bh = blockIdx.y, b = bh / H, h = bh % H, kvh = h / (H / KV);
+  const int qt = gridDim.y - 1 - blockIdx.y; // long (late) tiles first, over all heads
+  const int bh = blockIdx.x, b = bh / H, h = bh % H, kvh = h / (H / KV);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const size_t qld = (size_t)H * HD, kld = (size_t)KV * HD;
   const float scale = 1.0f / sqrtf((float)HD), sl2 = scale * 1.4426950408889634f;
   const bf16 *kb = k + (size_t)b * S * kld + kvh * HD;
   const bf16 *vb = v + (size_t)b * S * kld + kvh * HD;
-  const int first = qt * BR + warp * 16, row0 = first + g, row1 = row0 + 8;
-  const int nkt = min((qt * BR + BR - 1) / kRows, LAST);
+  const int first = qt * BR + warp * WR;
+  const int nkt = min((qt * BR + BR - 1) / KR, LAST);
   load_tile_async<HD, BR>(qs, q + (size_t)b * S * qld + h * HD, qld, qt * BR, S);
   load_tile_async<HD, BR>(dos, dout + (size_t)b * S * qld + h * HD, qld, qt * BR, S);
-  load_tile_async<HD, kRows>(ks, kb, kld, 0, S);
-  load_tile_async<HD, kRows>(vs, vb, kld, 0, S);
+  load_tile_async<HD, KR>(ks, kb, kld, 0, S);
+  load_tile_async<HD, KR>(vs, vb, kld, 0, S);
   cp_async_commit();
   const size_t lb = (size_t)bh * S;
-  const float L0 = row0 < S ? lse[lb + row0] * 1.4426950408889634f : 0.0f;
-  const float L1 = row1 < S ? lse[lb + row1] * 1.4426950408889634f : 0.0f;
-  const float D0 = row0 < S ? delta[lb + row0] : 0.0f;
-  const float D1 = row1 < S ? delta[lb + row1] : 0.0f;
-  float acc[DT][4];
+  float L[MT][2], D[MT][2];
 #pragma unroll
-  for (int n = 0; n < DT; ++n)
-    acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
-  for (int kt = 0; kt <= nkt; ++kt) {
-    next_kv_tile<HD>(ks, vs, kb, vb, kld, kt, nkt, S);
-    __syncthreads();
-    const bf16 *k_s = ks + (kt & 1) * TILE, *v_s = vs + (kt & 1) * TILE;
-    if (kt * kRows <= first + 15) {
-      float s[NT][4], dp[NT][4];
-      gemm_abt<HD, NT>(s, qs, warp * 16, k_s);   // S = Q K^T
-      gemm_abt<HD, NT>(dp, dos, warp * 16, v_s); // dP = dO V^T
-      const bool diag = kt * kRows + kRows - 1 > first;
+  for (int m = 0; m < MT; ++m)
 #pragma unroll
-      for (int n = 0; n < NT; ++n)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int key = kt * kRows + n * 8 + 2 * t + (e & 1);
-          const bool lo = e < 2;
-          const float p = !diag || key <= (lo ? row0 : row1)
-                              ? ex2(fmaf(s[n][e], sl2, -(lo ? L0 : L1)))
-                              : 0.0f;
-          s[n][e] = p * (dp[n][e] - (lo ? D0 : D1));
-        }
-      unsigned ds[kRows / 16][4];
-      pack_a(ds, s);
-      gemm_pb<HD>(acc, ds, k_s); // dQ += dS K
+    for (int j = 0; j < 2; ++j) {
+      const int row = first + 16 * m + g + 8 * j;
+      L[m][j] = row < S ? lse[lb + row] * 1.4426950408889634f : 0.0f;
+      D[m][j] = row < S ? delta[lb + row] : 0.0f;
     }
-    __syncthreads();
+  float acc[MT][DT][4];
+  zero_acc(acc);
+  for (int kt = 0; kt <= nkt; ++kt) {
+    next_kv_tile<HD, KR>(ks, vs, kb, vb, kld, kt, nkt, S);
+    const bf16 *k_s = ks + (kt & 1) * TILE, *v_s = vs + (kt & 1) * TILE;
+    if (kt * KR <= first + WR - 1) {
+      // P (rounded to BF16 as in the dK/dV kernel, which keeps fewer
+      // registers live across dP), then dS = P (dP - delta) in place.
+      unsigned ds[MT][KR / 16][4];
+      {
+        float s[MT][NT][4];
+        gemm_abt<HD, MT, NT>(s, qs, warp * WR, k_s); // S = Q K^T
+        const bool diag = kt * KR + KR - 1 > first;
+#pragma unroll
+        for (int m = 0; m < MT; ++m) {
+#pragma unroll
+          for (int n = 0; n < NT; ++n)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+              const int key = kt * KR + n * 8 + 2 * t + (e & 1), j = e >> 1;
+              const int row = first + 16 * m + g + 8 * j;
+              s[m][n][e] = !diag || key <= row ? ex2(fmaf(s[m][n][e], sl2, -L[m][j])) : 0.0f;
+            }
+          pack_a<KR>(ds[m], s[m]);
+        }
+      }
+      float dp[MT][NT][4];
+      gemm_abt<HD, MT, NT>(dp, dos, warp * WR, v_s); // dP = dO V^T
+#pragma unroll
+      for (int m = 0; m < MT; ++m)
+#pragma unroll
+        for (int kk = 0; kk < KR / 16; ++kk)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            // A-fragment register e of k-step kk holds C tile 2kk + e/2, entries (e%2)*2, +1.
+            const int n = 2 * kk + (e >> 1), c = (e & 1) * 2;
+            const float dl = D[m][e & 1];
+            __nv_bfloat162 pv = *reinterpret_cast<const __nv_bfloat162 *>(&ds[m][kk][e]);
+            ds[m][kk][e] = pack_bf16(__low2float(pv) * (dp[m][n][c] - dl),
+                                     __high2float(pv) * (dp[m][n][c + 1] - dl));
+          }
+      gemm_pb<HD, MT, KR>(acc, ds, k_s); // dQ += dS K
+    }
   }
-  store_rows<HD>(dq + (size_t)b * S * qld + h * HD, qld, first, S, acc, scale, scale);
+#pragma unroll
+  for (int m = 0; m < MT; ++m)
+    store_rows<HD>(dq + (size_t)b * S * qld + h * HD, qld, first + 16 * m, S, acc[m], scale,
+                   scale);
 }
 
 } // namespace halo

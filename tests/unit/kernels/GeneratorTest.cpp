@@ -253,22 +253,37 @@ TEST(Generator, AttentionOnTensorCoresWhereTheHeadDimAllows) {
   StatusOr<GeneratedKernel> f = attentionForwardKernel({4, 2048, 32, 8, 128});
   StatusOr<GeneratedKernel> b = attentionBackwardKernel({4, 2048, 32, 8, 128});
   ASSERT_TRUE(f.ok() && b.ok());
-  EXPECT_NE(f->source.find("halo::attn_mma_fwd<2048, 32, 8, 128, 4>"), std::string::npos);
+  // 4 warps of two m16 tiles: 128 queries per block; the tile is blockIdx.y.
+  EXPECT_NE(f->source.find("halo::attn_mma_fwd<2048, 32, 8, 128, 4, 2>"), std::string::npos);
   EXPECT_EQ(f->launches[0].block.x, 128u);
-  EXPECT_EQ(f->launches[0].grid.x, 2048u / 64);
-  // 64 query rows + two buffers of 64 key and 64 value rows.
-  EXPECT_EQ(f->launches[0].sharedBytes, (64u + 4 * 64) * 128 * 2);
+  EXPECT_EQ(f->launches[0].grid.x, 4u * 32);
+  EXPECT_EQ(f->launches[0].grid.y, 2048u / 128);
+  // 128 query rows + two buffers of 64 key and 64 value rows.
+  EXPECT_EQ(f->launches[0].sharedBytes, (128u + 4 * 64) * 128 * 2);
   ASSERT_EQ(b->launches.size(), 3u);
   EXPECT_EQ(b->launches[1].entry, b->program + "_dkdv");
+  EXPECT_EQ(b->launches[1].grid.x, 4u * 8);
+  EXPECT_EQ(b->launches[1].grid.y, 2048u / 64);
   EXPECT_EQ(b->launches[1].sharedBytes, (2u * 64 + 4 * 64) * 128 * 2 + 4 * 64 * 4);
-  EXPECT_EQ(b->launches[2].sharedBytes, (2u * 64 + 4 * 64) * 128 * 2);
-  EXPECT_LE(b->launches[1].sharedBytes, 99u * 1024); // sm_89's per-block limit
-  EXPECT_NE(b->source.find("halo::attn_mma_dq<2048, 32, 8, 128, 4>"), std::string::npos);
-  // 8 warps: 128-row blocks.
+  // dQ: 128 query rows (Q and dO) + two buffers of 32 key and 32 value rows.
+  EXPECT_NE(b->source.find("halo::attn_mma_dq<2048, 32, 8, 128, 4, 2, 32>"), std::string::npos);
+  EXPECT_EQ(b->launches[2].grid.y, 2048u / 128);
+  EXPECT_EQ(b->launches[2].sharedBytes, (2u * 128 + 4 * 32) * 128 * 2);
+  // Every default fits sm_89's per-block limit (99 KiB).
+  for (int64_t hd : {16, 32, 64, 96, 128}) {
+    StatusOr<GeneratedKernel> fh = attentionForwardKernel({2, 200, 4, 2, hd});
+    StatusOr<GeneratedKernel> bh = attentionBackwardKernel({2, 200, 4, 2, hd});
+    ASSERT_TRUE(fh.ok() && bh.ok()) << hd;
+    EXPECT_LE(fh->launches[0].sharedBytes, 99u * 1024) << hd;
+    for (const auto &l : bh->launches)
+      EXPECT_LE(l.sharedBytes, 99u * 1024) << hd;
+  }
+  // 8 warps: 128-row blocks of one m16 tile per warp.
   StatusOr<GeneratedKernel> f8 = attentionForwardKernel({4, 2048, 32, 8, 128, 8});
   ASSERT_TRUE(f8.ok());
+  EXPECT_NE(f8->source.find("halo::attn_mma_fwd<2048, 32, 8, 128, 8, 1>"), std::string::npos);
   EXPECT_EQ(f8->launches[0].block.x, 256u);
-  EXPECT_EQ(f8->launches[0].grid.x, 2048u / 128);
+  EXPECT_EQ(f8->launches[0].grid.y, 2048u / 128);
   EXPECT_FALSE(attentionForwardKernel({4, 2048, 32, 8, 128, 6}).ok());
   // hd = 8 (not a multiple of 16) and hd = 256 (too many registers): CUDA cores.
   for (int64_t hd : {8, 256}) {

@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -1058,6 +1059,96 @@ void Checker::attention(size_t B, size_t S, size_t H, size_t KV, size_t hd, bool
       << mb << " ms (" << 2.5 * flops / (mb * 1e-3) / 1e12 << " TFLOP/s)";
     rep_.log << "[TIME] " << t.str() << std::endl;
     timings.push_back(t.str());
+  }
+  // HALO_ATTN_VARIANTS=1 (tuning): each tensor-core kernel alone, with other
+  // template arguments, checked against the oracle and timed.
+  if (timing && !warps && std::getenv("HALO_ATTN_VARIANTS")) {
+    struct V {
+      int kind; // 0 fwd, 1 dkdv, 2 dq
+      std::string extra; // template arguments after S, H, KV, HD
+      unsigned warps, rows; // rows per block
+      unsigned smem;
+    };
+    const unsigned HDu = unsigned(hd), T2 = HDu * 2;
+    std::vector<V> vs = {
+        {0, "4, 1, 64", 4, 64, (64 + 256) * T2},   {0, "4, 2, 64", 4, 128, (128 + 256) * T2},
+        {0, "4, 2, 32", 4, 128, (128 + 128) * T2}, {0, "8, 1, 64", 8, 128, (128 + 256) * T2},
+        {1, "4, 64, false", 4, 64, (128 + 256) * T2 + 1024},
+        {1, "4, 32, false", 4, 64, (128 + 128) * T2 + 512},
+        {1, "8, 64, false", 8, 128, (256 + 256) * T2 + 1024},
+        {2, "4, 1, 64", 4, 64, (128 + 256) * T2},  {2, "4, 2, 32", 4, 128, (256 + 128) * T2},
+        {2, "8, 1, 64", 8, 128, (256 + 256) * T2},
+    };
+    Buf out2 = alloc(gpu_, T * H * hd * 2), lse2 = alloc(gpu_, B * H * S * 4);
+    Buf gq2 = alloc(gpu_, T * H * hd * 2), gk2 = alloc(gpu_, T * KV * hd * 2),
+        gv2 = alloc(gpu_, T * KV * hd * 2);
+    const char *names[] = {"fwd", "dkdv", "dq"};
+    for (const V &vr : vs) {
+      const GeneratedKernel &base = vr.kind == 0 ? lf->kernel : lb->kernel;
+      GeneratedKernel g = base;
+      std::string fn = std::string("attn_mma_") + names[vr.kind] + "<";
+      size_t at = g.source.find("halo::" + fn);
+      if (at == std::string::npos)
+        continue;
+      size_t close = g.source.find('>', at);
+      std::ostringstream ta;
+      ta << "halo::" << fn << S << ", " << H << ", " << KV << ", " << hd << ", " << vr.extra;
+      g.source.replace(at, close - at, ta.str());
+      const LaunchSpec &ls = base.launches[vr.kind == 0 ? 0 : vr.kind];
+      std::string lbk = "__launch_bounds__(", entry = ls.entry + "(";
+      size_t e = g.source.find(entry);
+      size_t lbp = g.source.rfind(lbk, e);
+      size_t lbe = g.source.find(')', lbp);
+      g.source.replace(lbp, lbe + 1 - lbp, lbk + std::to_string(32 * vr.warps) + ")");
+      LaunchSpec l2 = ls;
+      l2.block = {32 * vr.warps, 1, 1};
+      l2.grid.y = unsigned((S + vr.rows - 1) / vr.rows); // the tile is blockIdx.y
+      l2.sharedBytes = vr.smem;
+      g.launches = {l2};
+      std::string label = name + "_" + names[vr.kind] + "<" + vr.extra + ">";
+      std::unique_ptr<Loaded> lv;
+      try {
+        lv = get(g);
+      } catch (const std::exception &ex) {
+        rep_.result(label, false, std::string("error: ") + ex.what());
+        continue;
+      }
+      std::function<void()> run;
+      if (vr.kind == 0)
+        run = [&] { check(launch(gpu_, *lv, 0, Args().ptr(dq.p()).ptr(dk.p()).ptr(dv.p()).ptr(out2.p()).ptr(lse2.p()))); };
+      else if (vr.kind == 1)
+        run = [&] { check(launch(gpu_, *lv, 0, Args().ptr(dq.p()).ptr(dk.p()).ptr(dv.p()).ptr(ddo.p()).ptr(lse.p()).ptr(delta.p()).ptr(gk2.p()).ptr(gv2.p()))); };
+      else
+        run = [&] { check(launch(gpu_, *lv, 0, Args().ptr(dq.p()).ptr(dk.p()).ptr(dv.p()).ptr(ddo.p()).ptr(lse.p()).ptr(delta.p()).ptr(gq2.p()))); };
+      run();
+      check(gpu_.ctx->synchronize());
+      bool ok1 = true, ok2 = true;
+      std::string d1, d2;
+      if (vr.kind == 0) {
+        d1 = compareFloats(fromBf16(download<uint16_t>(out2, T * H * hd)), wout, {1e-2, 1e-2}, ok1);
+        d2 = compareFloats(download<float>(lse2, B * H * S), wlse, {1e-4, 1e-5}, ok2);
+      } else if (vr.kind == 1) {
+        d1 = compareFloats(fromBf16(download<uint16_t>(gk2, k.size())), wk, {2e-2, 2e-2}, ok1);
+        d2 = compareFloats(fromBf16(download<uint16_t>(gv2, v.size())), wv, {2e-2, 2e-2}, ok2);
+      } else {
+        d1 = compareFloats(fromBf16(download<uint16_t>(gq2, q.size())), wq, {2e-2, 2e-2}, ok1);
+      }
+      rep_.result(label, ok1 && ok2, d1 + "; " + d2);
+      float ms = timeMs(gpu_, run, 10);
+      double flops = 4.0 * B * H * S * S / 2 * hd * (vr.kind == 0 ? 1.0 : vr.kind == 1 ? 2.0 : 1.5);
+      std::ostringstream t;
+      t << label << ": " << ms << " ms (" << flops / (ms * 1e-3) / 1e12 << " TFLOP/s actual)";
+      rep_.log << "[TIME] " << t.str() << std::endl;
+      timings.push_back(t.str());
+    }
+    for (size_t i = 0; i < 3; ++i) {
+      float ms = timeMs(gpu_, [&] {
+        if (i == 0) check(launch(gpu_, *lb, 0, Args().ptr(out.p()).ptr(ddo.p()).ptr(delta.p())));
+        if (i == 1) check(launch(gpu_, *lb, 1, Args().ptr(dq.p()).ptr(dk.p()).ptr(dv.p()).ptr(ddo.p()).ptr(lse.p()).ptr(delta.p()).ptr(gk.p()).ptr(gv.p())));
+        if (i == 2) check(launch(gpu_, *lb, 2, Args().ptr(dq.p()).ptr(dk.p()).ptr(dv.p()).ptr(ddo.p()).ptr(lse.p()).ptr(delta.p()).ptr(gq.p())));
+      }, 10);
+      rep_.log << "[TIME] " << name << " default bwd launch " << i << ": " << ms << " ms" << std::endl;
+    }
   }
 }
 
