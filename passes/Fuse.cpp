@@ -160,6 +160,15 @@ void fuseFunction(func::FuncOp func) {
     if (auto n = dyn_cast<RmsNormOp>(op))
       if (auto a = n.getX().getDefiningOp<AddOp>())
         groups.push_back({{a, n}, "add_rms_norm"});
+    // The residual stream's gradient: rms_norm_grad's dx plus the gradient
+    // around the block, summed in the backward kernel's pass (its dres).
+    if (auto a = dyn_cast<AddOp>(op))
+      for (Value side : {a.getLhs(), a.getRhs()})
+        if (auto g = side.getDefiningOp<RmsNormGradOp>();
+            g && side == g.getDx() && side.hasOneUse() && a.getLhs() != a.getRhs()) {
+          groups.push_back({{g, a}, "rms_norm_grad"});
+          break;
+        }
     if (auto m = dyn_cast<MulOp>(op)) {
       if (auto s = m.getLhs().getDefiningOp<SiluOp>())
         groups.push_back({{s, m}, "swiglu"});

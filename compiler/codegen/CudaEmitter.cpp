@@ -158,7 +158,8 @@ LogicalResult emitKernel(exec::KernelOp kernel, int targetSm,
       return add(kernel, parts, ck::rmsNormForwardKernel(p));
     }
     auto g = find<RmsNormGradOp>(body);
-    p = {dim(g.getX(), 0), dim(g.getX(), 1), g.getEps().convertToDouble(), false};
+    p = {dim(g.getX(), 0), dim(g.getX(), 1), g.getEps().convertToDouble(),
+         static_cast<bool>(find<AddOp>(body))};
     return add(kernel, parts, ck::rmsNormBackwardKernel(p));
   }
   if (kind == "rope") {

@@ -488,11 +488,17 @@ Status CudaFunction::bindKernel(const cpu::ScheduleStep &s, const cpu::CudaKerne
     bind("w", norm->operands[1]);
     bind("y", norm->results[0]);
   } else if (kind == "rms_norm_grad") {
-    bind("h", first->operands[0]);
-    bind("w", first->operands[1]);
-    bind("dy", first->operands[2]);
-    bind("dx", first->results[0]);
-    bind("dw", first->results[1]);
+    const cpu::Op *g = find(OpKind::RmsNormGrad), *add = find(OpKind::Add);
+    bind("h", g->operands[0]);
+    bind("w", g->operands[1]);
+    bind("dy", g->operands[2]);
+    bind("dw", g->results[1]);
+    if (add) { // dx + dres in one pass
+      bind("dres", add->operands[add->operands[0] == g->results[0] ? 1 : 0]);
+      bind("dx", add->results[0]);
+    } else {
+      bind("dx", g->results[0]);
+    }
   } else if (kind == "rope") {
     bind("q", first->operands[0]);
     bind("k", first->operands[0]);

@@ -49,3 +49,25 @@ func.func @names(%a: tensor<16x12xbf16>, %b: tensor<16x12xbf16>) -> (tensor<16x1
   %q, %s = halo.quantize %h {granularity = #halo.granularity<tensor>} : (tensor<16x12xbf16>) -> (tensor<16x12xf8E4M3FN>, tensor<f32>)
   return %h, %y, %q : tensor<16x12xbf16>, tensor<16x12xbf16>, tensor<16x12xf8E4M3FN>
 }
+
+// -----
+
+// Tests that the residual stream's gradient (rms_norm_grad's dx plus the
+// gradient around the block) is summed inside the rms_norm_grad kernel, which
+// yields dweight and the sum, while a dx read elsewhere keeps its own add.
+// CHECK-LABEL: func.func @residual_grad
+func.func @residual_grad(%h: tensor<8x64xbf16>, %w: tensor<64xbf16>, %dy: tensor<8x64xbf16>,
+                         %dres: tensor<8x64xbf16>) -> (tensor<8x64xbf16>, tensor<64xf32>, tensor<8x64xbf16>, tensor<8x64xbf16>) {
+  // CHECK: %[[K:.+]]:2 = exec.kernel "{{.*}}" kind "rms_norm_grad"(%arg0, %arg1, %arg2, %arg3)
+  // CHECK: halo.rms_norm_grad
+  // CHECK-NEXT: %[[S:.+]] = halo.add %arg{{[0-9]+}}, %dx
+  // CHECK-NEXT: exec.yield %dweight, %[[S]]
+  %dx, %dw = halo.rms_norm_grad %h, %w, %dy {eps = 1.0e-5} : (tensor<8x64xbf16>, tensor<64xbf16>, tensor<8x64xbf16>) -> (tensor<8x64xbf16>, tensor<64xf32>)
+  %sum = halo.add %dres, %dx : (tensor<8x64xbf16>, tensor<8x64xbf16>) -> tensor<8x64xbf16>
+  // CHECK: kind "rms_norm_grad"(%arg0, %arg1, %arg3)
+  // CHECK: kind "add"
+  %dx2, %dw2 = halo.rms_norm_grad %h, %w, %dres {eps = 1.0e-5} : (tensor<8x64xbf16>, tensor<64xbf16>, tensor<8x64xbf16>) -> (tensor<8x64xbf16>, tensor<64xf32>)
+  %sum2 = halo.add %dy, %dx2 : (tensor<8x64xbf16>, tensor<8x64xbf16>) -> tensor<8x64xbf16>
+  // CHECK: return %[[K]]#1, %[[K]]#0
+  return %sum, %dw, %sum2, %dx2 : tensor<8x64xbf16>, tensor<64xf32>, tensor<8x64xbf16>, tensor<8x64xbf16>
+}
