@@ -31,6 +31,14 @@ bool staysOutside(Operation *op) {
          isa<exec::KernelOp>(op) || op->getParentOfType<exec::KernelOp>();
 }
 
+/// Whether the quantize kernel can write both code layouts: 64 x 64 byte
+/// tiles, no left rotation (HadamardQuantizeParams::bothLayouts).
+bool bothLayoutsFit(QuantizeOp q, HadamardOp rotation) {
+  auto type = cast<RankedTensorType>(q.getX().getType());
+  return (!rotation || rotation.getSide() == HadamardSide::right) && type.getRank() == 2 &&
+         type.getDimSize(0) % 64 == 0 && type.getDimSize(1) % 64 == 0;
+}
+
 /// The group in block order.
 using Group = SmallVector<Operation *>;
 
@@ -150,10 +158,21 @@ void fuseFunction(func::FuncOp func) {
       if (rotated)
         g.push_back(h);
       g.push_back(q);
-      // K-major codes written directly when nobody reads the others.
-      if (q.getData().hasOneUse())
-        if (auto t = dyn_cast<TransposeOp>(*q.getData().getUsers().begin()))
-          g.push_back(t);
+      // K-major codes (halo-legalize-gemm-layouts' transpose) written by the
+      // quantize kernel: instead of the [rows, cols] codes when nobody else
+      // reads those, else next to them where the byte tiles apply. The
+      // transpose reads only the codes, so it can run right after the
+      // quantize, before their other readers.
+      auto users = q.getData().getUsers();
+      auto t = llvm::find_if(users, [](Operation *u) { return isa<TransposeOp>(u); });
+      if (t != users.end()) {
+        if (q.getData().hasOneUse()) {
+          g.push_back(*t);
+        } else if (bothLayoutsFit(q, rotated ? h : HadamardOp())) {
+          (*t)->moveAfter(q);
+          g.push_back(*t);
+        }
+      }
       if (g.size() > 1)
         groups.push_back({g, rotated ? "hadamard_quantize" : "quantize"});
     }

@@ -2,8 +2,9 @@
 //
 // The 8-bit GEMMs of Hopper want both operands K-major. Rather than teach
 // every producer about layouts, this pass states the requirement in the IR
-// with halo.transpose ops; halo-fuse then folds each into the quantize kernel
-// that produces its operand when the untransposed codes have no other reader.
+// with halo.transpose ops, one per transposed value (Q(X) feeds several
+// weight-gradient GEMMs); halo-fuse then folds each into the quantize kernel
+// that produces its operand (see Fuse.cpp).
 //
 //===----------------------------------------------------------------------===//
 #include "passes/Passes.h"
@@ -27,14 +28,23 @@ Value transposed(OpBuilder &b, Location loc, Value v) {
 struct LegalizeGemmLayoutsPass
     : halo::impl::HaloLegalizeGemmLayoutsBase<LegalizeGemmLayoutsPass> {
   void runOnOperation() override {
-    getOperation().walk([](QMatmulOp mm) {
+    // The transpose made for an earlier GEMM of the same block dominates the
+    // later ones (the walk follows block order).
+    DenseMap<Value, Value> made;
+    getOperation().walk([&](QMatmulOp mm) {
       OpBuilder b(mm);
+      auto transposedOnce = [&](Value v) {
+        Value &t = made[v];
+        if (!t || t.getParentBlock() != mm->getBlock())
+          t = transposed(b, mm.getLoc(), v);
+        return t;
+      };
       if (mm.getTransposeA()) {
-        mm.getAMutable().assign(transposed(b, mm.getLoc(), mm.getA()));
+        mm.getAMutable().assign(transposedOnce(mm.getA()));
         mm.setTransposeA(false);
       }
       if (!mm.getTransposeB()) {
-        mm.getBMutable().assign(transposed(b, mm.getLoc(), mm.getB()));
+        mm.getBMutable().assign(transposedOnce(mm.getB()));
         mm.setTransposeB(true);
       }
     });

@@ -70,6 +70,10 @@ LogicalResult emitHadamardQuantize(exec::KernelOp kernel, Block &body, bool rota
   p.granularity =
       q.getGranularity() == Granularity::row ? ck::ScaleGranularity::Row : ck::ScaleGranularity::Tensor;
   p.transposedOutput = static_cast<bool>(find<TransposeOp>(body));
+  // The [rows, cols] codes leave the kernel too when other ops read them.
+  p.bothLayouts = p.transposedOutput && llvm::any_of(q.getData().getUsers(), [](Operation *u) {
+                    return isa<exec::YieldOp>(u);
+                  });
   return add(kernel, parts, ck::hadamardQuantizeKernel(p));
 }
 

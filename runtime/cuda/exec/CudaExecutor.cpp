@@ -467,9 +467,21 @@ Status CudaFunction::bindKernel(const cpu::ScheduleStep &s, const cpu::CudaKerne
   if (kind == "hadamard_quantize" || kind == "quantize") {
     const cpu::Op *q = find(OpKind::Quantize);
     const cpu::Op *t = find(OpKind::Transpose);
+    // Both code layouts: codes [rows, cols] and codesT; otherwise codes is
+    // the one the kernel yields.
+    bool both = false;
+    for (const cpu::KernelPart &part : kernel.parts)
+      for (const cpu::KernelLaunch &l : part.launches)
+        for (const Param &param : parseSignature(l.signature))
+          both |= param.name == "codesT";
+    if (both && !t)
+      return Status::error(fmt::format("kernel {}: writes transposed codes but has no transpose",
+                                       s.kernel));
     bind("x", first->operands[0]);
     bind("scale", q->results[1]);
-    bind("codes", t ? t->results[0] : q->results[0]);
+    bind("codes", t && !both ? t->results[0] : q->results[0]);
+    if (both)
+      bind("codesT", t->results[0]);
     bind("rowScale", q->results[1]);
   } else if (kind == "hadamard") {
     bind("x", first->operands[0]);

@@ -397,7 +397,7 @@ hadamardQuantizeKernel(const HadamardQuantizeParams &p) {
   if (p.side == HadamardSide::Left) {
     if (!p.rotate)
       return invalid(what, "side = Left needs rotate = true");
-    if (p.granularity != ScaleGranularity::Tensor || p.transposedOutput)
+    if (p.granularity != ScaleGranularity::Tensor || p.transposedOutput || p.bothLayouts)
       return invalid(what, "the left Hadamard quantizer supports per-tensor "
                            "scales and [rows, cols] codes only");
     if (sw)
@@ -452,20 +452,30 @@ hadamardQuantizeKernel(const HadamardQuantizeParams &p) {
     return k;
   }
 
-  // Transposed codes: quantize [rows, cols] into scratch, then a tiled byte
-  // transpose (two launches, no BF16 intermediate either way), unless the
-  // shape does not tile by 64; then R rows per block write the transpose
-  // directly (slower: narrow column stores).
-  const bool splitTranspose =
-      p.transposedOutput && p.rows % 64 == 0 && p.cols % 64 == 0;
-  const bool fusedTranspose = p.transposedOutput && !splitTranspose;
+  // Transposed codes, shapes that tile by 64: plain per-tensor quantization
+  // writes them from its 64-row tiles (quant_tiles_t; one pass, the
+  // [rows, cols] codes too when bothLayouts). Rotated or per-row (a tile
+  // does not hold whole rows): quantize [rows, cols] into scratch (or, with
+  // bothLayouts, into codes), then a tiled byte transpose; no BF16
+  // intermediate either way. Other shapes: R rows per block write the
+  // transpose directly (slower: narrow column stores).
+  const bool rowwise = p.granularity == ScaleGranularity::Row;
+  const bool tiles64 = p.rows % 64 == 0 && p.cols % 64 == 0;
+  if (p.bothLayouts && !(p.transposedOutput && tiles64))
+    return invalid(what, "bothLayouts needs transposedOutput and rows and cols "
+                         "multiples of 64 (got [" + str(p.rows) + ", " +
+                         str(p.cols) + "])");
+  const bool tiledPlain = p.transposedOutput && !p.rotate && !rowwise && tiles64;
+  const bool splitTranspose = p.transposedOutput && tiles64 && !tiledPlain;
+  const bool fusedTranspose = p.transposedOutput && !tiles64;
+  // Columns per transpose tile (transpose_tiles).
+  const int64_t tc = p.cols % 128 == 0 ? 128 : 64;
   auto geo = rowGeometry(p.cols, p.rotate, what, !fusedTranspose,
                          p.order == HadamardOrder::Fast);
   if (!geo.ok())
     return geo.status();
   const RowGeometry &g = *geo;
   const int64_t n = p.cols;
-  const bool rowwise = p.granularity == ScaleGranularity::Row;
   // Rows per block: 1, or for the fused transposed output as many as shared
   // memory allows while two blocks still fit on an SM (<= 16 per column).
   int64_t R = 1;
@@ -480,6 +490,7 @@ hadamardQuantizeKernel(const HadamardQuantizeParams &p) {
   k.program = std::string("halo_hq") + (p.rotate ? "r" : "p") + "_" +
               str(p.rows) + "x" + str(n) + "_" + fmtTag(p.format) +
               (rowwise ? "_row" : "_tensor") + (p.transposedOutput ? "_tout" : "") +
+              (p.bothLayouts ? "_both" : "") +
               (p.transposed ? "_ht" : "") + (sw ? "_swiglu" : "") +
               (p.input == ElemType::F32 ? "_f32" : "") + (g.fast ? "_fast" : "") +
               (p.blocksPerSm > 0 ? "_b" + std::to_string(p.blocksPerSm) : "");
@@ -489,11 +500,12 @@ hadamardQuantizeKernel(const HadamardQuantizeParams &p) {
   const std::string typedefs = "  typedef " + rh + " RH;\n  const auto ld = " +
                                loader + ";\n";
   const std::string tout = fusedTranspose ? "true" : "false";
-  // With the split transpose the codes go to `tmp` first.
-  const std::string codesOut = splitTranspose ? "tmp" : "codes";
+  // With the split transpose the codes go to `tmp` first (unless the
+  // [rows, cols] codes are an output too).
+  const bool viaTmp = splitTranspose && !p.bothLayouts;
+  const std::string codesOut = viaTmp ? "tmp" : "codes";
   const std::string codesParam =
-      splitTranspose ? "unsigned char* __restrict__ tmp"
-                     : "unsigned char* __restrict__ codes";
+      viaTmp ? "unsigned char* __restrict__ tmp" : "unsigned char* __restrict__ codes";
   if (!rowwise) {
     // Persistent grids: as many blocks as stay resident, each walking rows
     // with a stride of the grid (one absmax atomic per block, the next row
@@ -510,20 +522,36 @@ hadamardQuantizeKernel(const HadamardQuantizeParams &p) {
                typedefs + "  halo::hadq_absmax<RH, " + fmt + ">(ld, " +
                    str(p.rows) + ", " + scaleH + ", ws, scale, absmax);\n",
                minBlocks);
-    std::string pq = xParams + ", const float* __restrict__ scale, " + codesParam;
-    w += entry(k.program, "_quant", g.threads, pq,
-               typedefs + "  halo::hadq_apply<RH, " + fmt + ", decltype(ld), " +
-                   tout + ", " + str(R) + ", true>(ld, " + str(p.rows) + ", " +
-                   scaleH + ", scale, " + codesOut + ");\n",
-               quantPersistent ? minBlocks : 0);
     k.launches.push_back({k.program + "_absmax",
                           {persistentGrid(p.rows, minBlocks, smemA), 1, 1},
                           {g.threads, 1, 1}, smemA, pa});
-    k.launches.push_back({k.program + "_quant",
-                          {quantPersistent ? persistentGrid(p.rows, minBlocks, smemQ)
-                                           : static_cast<unsigned>(p.rows / R),
-                           1, 1},
-                          {g.threads, 1, 1}, smemQ, pq});
+    std::string pq = xParams + ", const float* __restrict__ scale, " + codesParam;
+    if (tiledPlain) {
+      // codes [cols, rows]; bothLayouts: codes [rows, cols] and codesT.
+      const unsigned threads = static_cast<unsigned>(2 * tc);
+      if (p.bothLayouts)
+        pq += ", unsigned char* __restrict__ codesT";
+      w += entry(k.program, "_quant", threads, pq,
+                 "  const auto ld = " + loader + ";\n  halo::quant_tiles_t<" + fmt +
+                     ", " + str(tc) + ", " + (p.bothLayouts ? "true" : "false") +
+                     ">(ld, " + str(p.rows) + ", " + str(n) + ", scale, " +
+                     (p.bothLayouts ? "codesT, codes" : "codes, nullptr") + ");\n");
+      k.launches.push_back({k.program + "_quant",
+                            {static_cast<unsigned>(n / tc),
+                             static_cast<unsigned>(p.rows / 64), 1},
+                            {threads, 1, 1}, 0, pq});
+    } else {
+      w += entry(k.program, "_quant", g.threads, pq,
+                 typedefs + "  halo::hadq_apply<RH, " + fmt + ", decltype(ld), " +
+                     tout + ", " + str(R) + ", true>(ld, " + str(p.rows) + ", " +
+                     scaleH + ", scale, " + codesOut + ");\n",
+                 quantPersistent ? minBlocks : 0);
+      k.launches.push_back({k.program + "_quant",
+                            {quantPersistent ? persistentGrid(p.rows, minBlocks, smemQ)
+                                             : static_cast<unsigned>(p.rows / R),
+                             1, 1},
+                            {g.threads, 1, 1}, smemQ, pq});
+    }
     k.workspaceBytes = 8;
   } else {
     std::string pr = xParams + ", float* __restrict__ rowScale, " + codesParam;
@@ -536,16 +564,22 @@ hadamardQuantizeKernel(const HadamardQuantizeParams &p) {
                           {g.threads, 1, 1}, rowSmem(g, n * R), pr});
   }
   if (splitTranspose) {
-    std::string pt = "const unsigned char* __restrict__ tmp, "
-                     "unsigned char* __restrict__ codes";
-    w += entry(k.program, "_transpose", 256, pt,
-               "  halo::transpose_codes(tmp, codes, " + str(p.rows) + ", " +
-                   str(n) + ");\n");
+    // Start at the rows the quantizer wrote last (still in L2): _quant walks
+    // the rows backwards, _rowq forwards.
+    const std::string pt = viaTmp ? "const unsigned char* __restrict__ tmp, "
+                                    "unsigned char* __restrict__ codes"
+                                  : "const unsigned char* __restrict__ codes, "
+                                    "unsigned char* __restrict__ codesT";
+    const unsigned threads = static_cast<unsigned>(2 * tc);
+    w += entry(k.program, "_transpose", threads, pt,
+               "  halo::transpose_codes<" + str(tc) + ", " + (rowwise ? "true" : "false") +
+                   ">(" + (viaTmp ? "tmp, codes" : "codes, codesT") + ", " + str(p.rows) +
+                   ", " + str(n) + ");\n");
     k.launches.push_back({k.program + "_transpose",
-                          {static_cast<unsigned>(n / 64),
-                           static_cast<unsigned>(p.rows / 64), 1},
-                          {256, 1, 1}, 0, pt});
-    k.scratchBytes = static_cast<size_t>(p.rows * n);
+                          {static_cast<unsigned>(n / tc), static_cast<unsigned>(p.rows / 64), 1},
+                          {threads, 1, 1}, 0, pt});
+    if (viaTmp)
+      k.scratchBytes = static_cast<size_t>(p.rows * n);
   }
   k.source = assemble(k.program, {"hadamard_rows.cuh"}, w);
   return k;

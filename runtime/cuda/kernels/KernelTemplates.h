@@ -105,12 +105,20 @@ enum class HadamardOrder { Exact, Fast };
 ///       like _absmax for K = 1 rows of 2^10..2^12, else one row per block).
 /// Right side, ScaleGranularity::Row: one launch
 ///   <p>_rowq(x [, u], float* rowScale, uint8_t* codes), rowScale [rows].
-/// transposedOutput (codes [cols, rows]): when rows and cols are multiples
-/// of 64, _quant / _rowq write [rows, cols] codes to `uint8_t* tmp`
-/// (scratchBytes) instead, and a third launch
-///   <p>_transpose(const uint8_t* tmp, uint8_t* codes)
-/// transposes them in 64 x 64 tiles; otherwise _quant / _rowq write the
-/// transpose directly (R rows per block, narrow column stores).
+/// transposedOutput (codes [cols, rows]), rows and cols multiples of 64:
+///   plain per-tensor (rotate = false): _quant writes the transpose itself
+///     from tiles of 64 rows x 128 (or 64) columns, grid [cols / 128, rows /
+///     64], 256 (128) threads, no scratch; with bothLayouts it is
+///     <p>_quant(x [, u], scale, uint8_t* codes, uint8_t* codesT) and writes
+///     codes [rows, cols] and codesT [cols, rows] from the same tiles;
+///   otherwise _quant / _rowq write [rows, cols] codes to `uint8_t* tmp`
+///     (scratchBytes) instead, and a third launch
+///       <p>_transpose(const uint8_t* tmp, uint8_t* codes)
+///     transposes them in the same tiles; with bothLayouts _quant / _rowq
+///     write codes [rows, cols] and the third launch is
+///       <p>_transpose(const uint8_t* codes, uint8_t* codesT).
+/// Other shapes: _quant / _rowq write the transpose directly (R rows per
+/// block, narrow column stores).
 /// Left side (rotation over rows, HALO-2's H_T E), Tensor only, codes
 /// [rows, cols]: [<p>_pass1(x, float* tmp)] <p>_absmax(src, ws, scale,
 /// absmax) <p>_quant(src, scale, codes) where src is x, or tmp (FP32,
@@ -132,6 +140,9 @@ struct HadamardQuantizeParams {
   ScaleGranularity granularity = ScaleGranularity::Tensor;
   /// Codes as [cols, rows] (K-major operand of the weight-gradient GEMM).
   bool transposedOutput = false;
+  /// With transposedOutput: the [rows, cols] codes too (their other readers);
+  /// right side, rows and cols multiples of 64.
+  bool bothLayouts = false;
   ElemType input = ElemType::BF16;
   bool swigluInput = false;
   /// Right side only.

@@ -33,7 +33,9 @@
 //                      block, codes [N, rows])
 //   hadq_rowwise     : one pass, one scale per row (row_scale[rows])
 //   had_store        : plain rotation, BF16 or FP32 output
-//   transpose_codes  : [rows, cols] codes -> [cols, rows] (64 x 64 tiles)
+//   quant_tiles_t    : plain per-tensor phase 2 into transposed codes (and,
+//                      optionally, the [rows, cols] codes too), 64-row tiles
+//   transpose_codes  : [rows, cols] codes -> [cols, rows] (transpose_tiles)
 // ROTATE = false turns all of them into plain (un-rotated) quantization.
 // RowWide (below) is the shuffle-free layout for K = 1, N = 2^10..2^12, and
 // FAST selects the grouped K mix (kmix_fast); both keep this interface.
@@ -914,32 +916,92 @@ __device__ __forceinline__ void had_store(const LOAD &ld, float scale_h,
            RH::kThreads);
 }
 
-/// Byte transpose of codes [rows, cols] -> [cols, rows] in 64 x 64 tiles
-/// (256 threads; rows and cols multiples of 64): 16-byte loads and stores,
-/// byte gathers from shared memory (broadcast within a word, conflict-free).
+/// The 8-bit transpose behind the transposed outputs: a [rows, cols] byte
+/// matrix, read through codes8(off) (the 8 codes at element offset off of a
+/// row, as two words), into out_t [cols, rows]; rows a multiple of 64, cols
+/// of TC. Block (bx, by) owns rows 64 by .. + 63 (REVERSE: by counted from
+/// the end) and columns TC bx .. + TC - 1; 2 TC threads. Thread (rg, cg)
+/// reads rows 4 rg .. 4 rg + 3 at columns 8 cg .. 8 cg + 7 (a warp covers
+/// 64-byte row pieces), transposes each 4 x 4 byte block in registers (prmt)
+/// and puts the column words into a padded tile [TC][17] words; word rg of
+/// column c sits at rg ^ (4 ((c >> 5) & 1)), which makes those stores
+/// conflict-free. Each warp then writes 64-byte pieces of two output rows
+/// (32-bit stores).
+template <int TC, bool REVERSE, class CODES8>
+__device__ __forceinline__ void transpose_tiles(size_t rows, size_t cols,
+                                                const CODES8 &codes8,
+                                                unsigned char *out_t) {
+  static_assert(TC == 64 || TC == 128, "tiles of 64 or 128 columns");
+  constexpr int THREADS = 2 * TC;
+  __shared__ unsigned tile[TC][17];
+  const int t = threadIdx.x, lane = t & 31, warp = t >> 5;
+  const int cg = (lane & 7) + 8 * (warp >> 2), rg = (lane >> 3) + 4 * (warp & 3);
+  const size_t r0 = (size_t)(REVERSE ? gridDim.y - 1 - blockIdx.y : blockIdx.y) * 64;
+  const size_t c0 = (size_t)blockIdx.x * TC;
+  uint2 w[4]; // row i of the thread's 4 x 8 codes
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+    w[i] = codes8((r0 + 4 * rg + i) * cols + c0 + 8 * cg);
+  const int swz = 4 * ((cg >> 2) & 1);
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const unsigned w0 = h ? w[0].y : w[0].x, w1 = h ? w[1].y : w[1].x;
+    const unsigned w2 = h ? w[2].y : w[2].x, w3 = h ? w[3].y : w[3].x;
+    // Column j of the 4 x 4 block: byte j of each row word.
+    const unsigned lo01 = __byte_perm(w0, w1, 0x5140), hi01 = __byte_perm(w0, w1, 0x7362);
+    const unsigned lo23 = __byte_perm(w2, w3, 0x5140), hi23 = __byte_perm(w2, w3, 0x7362);
+    unsigned *col = &tile[8 * cg + 4 * h][rg ^ swz];
+    col[0 * 17] = __byte_perm(lo01, lo23, 0x5410);
+    col[1 * 17] = __byte_perm(lo01, lo23, 0x7632);
+    col[2 * 17] = __byte_perm(hi01, hi23, 0x5410);
+    col[3 * 17] = __byte_perm(hi01, hi23, 0x7632);
+  }
+  __syncthreads();
+  const int word = t & 15;
+#pragma unroll
+  for (int orow = t >> 4; orow < TC; orow += THREADS / 16)
+    *reinterpret_cast<unsigned *>(out_t + (c0 + orow) * rows + r0 + 4 * word) =
+        tile[orow][word ^ (4 * ((orow >> 5) & 1))];
+}
+
+/// Plain per-tensor phase 2 straight into transposed codes out_t [cols, rows]
+/// and, BOTH, also out [rows, cols]: one pass over transpose_tiles (16-byte
+/// loads, the arithmetic of hadq_apply), no scratch. Row tiles from the end:
+/// phase 1 read those last, so they may still be in L2.
+template <int FMT, int TC, bool BOTH, class LOAD>
+__device__ __forceinline__ void quant_tiles_t(const LOAD &ld, size_t rows,
+                                              size_t cols,
+                                              const float *scale_in,
+                                              unsigned char *out_t,
+                                              unsigned char *out) {
+  const float s = *scale_in;
+  const float rcp = __frcp_rn(s);
+  transpose_tiles<TC, true>(
+      rows, cols,
+      [&](size_t off) {
+        float v[8];
+        ld.load8(off, v);
+        unsigned w[2] = {0, 0};
+#pragma unroll
+        for (int e = 0; e < 8; ++e)
+          w[e / 4] |= (unsigned)quantize_rcp<FMT>(v[e], s, rcp) << (8 * (e % 4));
+        if constexpr (BOTH)
+          *reinterpret_cast<uint2 *>(out + off) = make_uint2(w[0], w[1]);
+        return make_uint2(w[0], w[1]);
+      },
+      out_t);
+}
+
+/// Byte transpose of codes [rows, cols] -> [cols, rows] (transpose_tiles;
+/// 8-byte loads). REVERSE as there: start where the writer of `in` ended.
+template <int TC, bool REVERSE>
 __device__ __forceinline__ void transpose_codes(const unsigned char *in,
                                                 unsigned char *out,
                                                 size_t rows, size_t cols) {
-  __shared__ __align__(16) unsigned char tile[64][64 + 16];
-  const size_t c0 = (size_t)blockIdx.x * 64, r0 = (size_t)blockIdx.y * 64;
-  const int t = threadIdx.x;
-  {
-    const int r = t / 4, c = (t % 4) * 16;
-    *reinterpret_cast<uint4 *>(&tile[r][c]) =
-        __ldg(reinterpret_cast<const uint4 *>(in + (r0 + r) * cols + c0 + c));
-  }
-  __syncthreads();
-  const int i = t % 64, k = t / 64;
-  unsigned w[4];
-#pragma unroll
-  for (int q = 0; q < 4; ++q) {
-    w[q] = 0;
-#pragma unroll
-    for (int b = 0; b < 4; ++b)
-      w[q] |= (unsigned)tile[16 * k + 4 * q + b][i] << (8 * b);
-  }
-  *reinterpret_cast<uint4 *>(out + (c0 + i) * rows + r0 + 16 * k) =
-      make_uint4(w[0], w[1], w[2], w[3]);
+  transpose_tiles<TC, REVERSE>(
+      rows, cols,
+      [&](size_t off) { return __ldg(reinterpret_cast<const uint2 *>(in + off)); },
+      out);
 }
 
 } // namespace halo

@@ -52,6 +52,51 @@ func.func @names(%a: tensor<16x12xbf16>, %b: tensor<16x12xbf16>) -> (tensor<16x1
 
 // -----
 
+// Tests that a quantize whose codes are read both row-major (the
+// input-gradient GEMM) and transposed (the weight-gradient GEMM) writes both
+// layouts from one kernel: the transpose moves up next to the quantize and
+// the kernel yields the codes, the scale and the transposed codes; also
+// after a right rotation. Codes the 64 x 64 tiles do not cover, and codes of
+// a left rotation, keep a transpose kernel.
+// CHECK-LABEL: func.func @both_layouts
+func.func @both_layouts(%e: tensor<128x64xbf16>, %wq: tensor<192x64xf8E4M3FN>, %xt: tensor<192x128xf8E4M3FN>,
+                        %s: tensor<f32>, %f: tensor<96x64xbf16>, %g: tensor<128x64xbf16>)
+    -> (tensor<128x192xbf16>, tensor<64x192xf32>, tensor<64x96xf8E4M3FN>, tensor<96x64xf8E4M3FN>,
+        tensor<64x128xf8E4M3FN>, tensor<128x64xf8E4M3FN>, tensor<64x128xf8E4M3FN>, tensor<128x64xf8E4M3FN>) {
+  // CHECK: %[[E:.+]]:3 = exec.kernel "halo_quantize_128x64_{{[0-9a-f]+}}" kind "quantize"(%arg0)
+  // CHECK-NEXT: ^bb0(%[[A:.+]]: tensor<128x64xbf16>):
+  // CHECK-NEXT: %[[Q:.+]], %[[S:.+]] = halo.quantize %[[A]]
+  // CHECK-NEXT: %[[T:.+]] = halo.transpose %[[Q]]
+  // CHECK-NEXT: exec.yield %[[Q]], %[[S]], %[[T]]
+  %eq, %es = halo.quantize %e {granularity = #halo.granularity<tensor>} : (tensor<128x64xbf16>) -> (tensor<128x64xf8E4M3FN>, tensor<f32>)
+  // CHECK: halo.qmatmul %[[E]]#0, %[[E]]#1, %arg1, %arg3 {transpose_b}
+  %dx = halo.qmatmul %eq, %es, %wq, %s {transpose_b} : (tensor<128x64xf8E4M3FN>, tensor<f32>, tensor<192x64xf8E4M3FN>, tensor<f32>) -> tensor<128x192xbf16>
+  %et = halo.transpose %eq : (tensor<128x64xf8E4M3FN>) -> tensor<64x128xf8E4M3FN>
+  // CHECK: halo.qmatmul %[[E]]#2, %[[E]]#1, %arg2, %arg3 {transpose_b}
+  %dw = halo.qmatmul %et, %es, %xt, %s {transpose_b} : (tensor<64x128xf8E4M3FN>, tensor<f32>, tensor<192x128xf8E4M3FN>, tensor<f32>) -> tensor<64x192xf32>
+  // CHECK: %[[F:[0-9]+]] = exec.kernel "halo_quantize_96x64_{{[0-9a-f]+}}" kind "quantize"
+  // CHECK: exec.kernel "halo_transpose_64x96_{{[0-9a-f]+}}" kind "transpose"(%[[F]])
+  %fq, %fs = halo.quantize %f {granularity = #halo.granularity<tensor>} : (tensor<96x64xbf16>) -> (tensor<96x64xf8E4M3FN>, tensor<f32>)
+  %ft = halo.transpose %fq : (tensor<96x64xf8E4M3FN>) -> tensor<64x96xf8E4M3FN>
+  // CHECK: %[[G:.+]]:2 = exec.kernel "halo_hadamard_quantize_128x64_{{[0-9a-f]+}}" kind "hadamard_quantize"(%arg5)
+  // CHECK-NEXT: ^bb0
+  // CHECK-NEXT: halo.hadamard
+  // CHECK-NEXT: %[[GQ:.+]], %{{.+}} = halo.quantize
+  // CHECK-NEXT: %[[GT:.+]] = halo.transpose %[[GQ]]
+  // CHECK-NEXT: exec.yield %[[GQ]], %[[GT]]
+  %gh = halo.hadamard %g {side = #halo.side<right>} : (tensor<128x64xbf16>) -> tensor<128x64xbf16>
+  %gq, %gs = halo.quantize %gh {granularity = #halo.granularity<tensor>} : (tensor<128x64xbf16>) -> (tensor<128x64xf8E4M3FN>, tensor<f32>)
+  %gt = halo.transpose %gq : (tensor<128x64xf8E4M3FN>) -> tensor<64x128xf8E4M3FN>
+  // CHECK: %[[L:[0-9]+]] = exec.kernel "halo_hadamard_quantize_128x64_{{[0-9a-f]+}}" kind "hadamard_quantize"(%arg5)
+  // CHECK: exec.kernel "halo_transpose_64x128_{{[0-9a-f]+}}" kind "transpose"(%[[L]])
+  %lh = halo.hadamard %g {side = #halo.side<left>} : (tensor<128x64xbf16>) -> tensor<128x64xbf16>
+  %lq, %ls = halo.quantize %lh {granularity = #halo.granularity<tensor>} : (tensor<128x64xbf16>) -> (tensor<128x64xf8E4M3FN>, tensor<f32>)
+  %lt = halo.transpose %lq : (tensor<128x64xf8E4M3FN>) -> tensor<64x128xf8E4M3FN>
+  return %dx, %dw, %ft, %fq, %gt, %gq, %lt, %lq : tensor<128x192xbf16>, tensor<64x192xf32>, tensor<64x96xf8E4M3FN>, tensor<96x64xf8E4M3FN>, tensor<64x128xf8E4M3FN>, tensor<128x64xf8E4M3FN>, tensor<64x128xf8E4M3FN>, tensor<128x64xf8E4M3FN>
+}
+
+// -----
+
 // Tests that the residual stream's gradient (rms_norm_grad's dx plus the
 // gradient around the block) is summed inside the rms_norm_grad kernel, which
 // yields dweight and the sum, while a dx read elsewhere keeps its own add.

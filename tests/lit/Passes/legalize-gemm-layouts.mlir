@@ -22,6 +22,20 @@ func.func @three_gemms(%xq: tensor<16x12xf8E4M3FN>, %wq: tensor<24x12xf8E4M3FN>,
   return %y, %dx, %dw, %b : tensor<16x24xbf16>, tensor<16x12xbf16>, tensor<24x12xf32>, tensor<12x12xbf16>
 }
 
+// Tests that codes several GEMMs need transposed are transposed once.
+// CHECK-LABEL: func.func @transpose_once
+func.func @transpose_once(%eq: tensor<16x24xf8E4M3FN>, %fq: tensor<16x8xf8E4M3FN>,
+                          %xq: tensor<16x12xf8E4M3FN>, %s: tensor<f32>) -> (tensor<24x12xf32>, tensor<8x12xf32>) {
+  // CHECK: %[[XT:.+]] = halo.transpose %arg2
+  // CHECK-NEXT: halo.qmatmul %{{.+}}, %arg3, %[[XT]], %arg3 {transpose_b}
+  // CHECK-NOT: halo.transpose %arg2
+  // CHECK: halo.transpose %arg1
+  // CHECK-NEXT: halo.qmatmul %{{.+}}, %arg3, %[[XT]], %arg3 {transpose_b}
+  %dw1 = halo.qmatmul %eq, %s, %xq, %s {transpose_a} : (tensor<16x24xf8E4M3FN>, tensor<f32>, tensor<16x12xf8E4M3FN>, tensor<f32>) -> tensor<24x12xf32>
+  %dw2 = halo.qmatmul %fq, %s, %xq, %s {transpose_a} : (tensor<16x8xf8E4M3FN>, tensor<f32>, tensor<16x12xf8E4M3FN>, tensor<f32>) -> tensor<8x12xf32>
+  return %dw1, %dw2 : tensor<24x12xf32>, tensor<8x12xf32>
+}
+
 // Tests that a transpose of codes nobody else reads joins the quantize kernel.
 // FUSED-LABEL: func.func @fold_into_quantize
 // FUSED: exec.kernel "halo_hadamard_quantize_{{.*}}" kind "hadamard_quantize"

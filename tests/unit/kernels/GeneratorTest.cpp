@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <functional>
 #include <regex>
 #include <tuple>
 
@@ -108,9 +109,20 @@ TEST(Generator, HadamardQuantizeLaunches) {
   k = hadamardQuantizeKernel(p);
   ASSERT_TRUE(k.ok());
   ASSERT_EQ(k->launches.size(), 3u);
-  EXPECT_EQ(k->find("_transpose")->grid.x, 4096u / 64);
+  EXPECT_EQ(k->find("_transpose")->grid.x, 4096u / 128);
   EXPECT_EQ(k->find("_transpose")->grid.y, 8192u / 64);
+  EXPECT_EQ(k->find("_transpose")->block.x, 256u);
   EXPECT_EQ(k->scratchBytes, size_t{8192} * 4096);
+  p.bothLayouts = true; // the [rows, cols] codes are an output: no scratch
+  k = hadamardQuantizeKernel(p);
+  ASSERT_TRUE(k.ok()) << k.status().message();
+  ASSERT_EQ(k->launches.size(), 3u);
+  EXPECT_EQ(k->scratchBytes, 0u);
+  EXPECT_NE(k->find("_quant")->signature.find("unsigned char* __restrict__ codes"),
+            std::string::npos);
+  EXPECT_EQ(k->find("_transpose")->signature,
+            "const unsigned char* __restrict__ codes, unsigned char* __restrict__ codesT");
+  p.bothLayouts = false;
   p.rows = 8192 + 16; // does not tile: 16 rows per block write the transpose
   k = hadamardQuantizeKernel(p);
   ASSERT_TRUE(k.ok());
@@ -130,6 +142,58 @@ TEST(Generator, HadamardQuantizeLaunches) {
   ASSERT_EQ(k->launches.size(), 1u);
   EXPECT_TRUE(k->find("_rowq"));
   EXPECT_EQ(k->workspaceBytes, 0u);
+}
+
+TEST(Generator, PlainTransposedQuantizeTiles) {
+  HadamardQuantizeParams p;
+  p.rows = 8192;
+  p.cols = 14336;
+  p.rotate = false;
+  p.transposedOutput = true;
+  auto k = hadamardQuantizeKernel(p);
+  ASSERT_TRUE(k.ok()) << k.status().message();
+  // One pass straight into [cols, rows]: no scratch, no _transpose launch.
+  ASSERT_EQ(k->launches.size(), 2u);
+  EXPECT_FALSE(k->find("_transpose"));
+  EXPECT_EQ(k->scratchBytes, 0u);
+  const LaunchSpec *q = k->find("_quant");
+  ASSERT_TRUE(q);
+  EXPECT_EQ(q->grid.x, 14336u / 128);
+  EXPECT_EQ(q->grid.y, 8192u / 64);
+  EXPECT_EQ(q->block.x, 256u);
+  EXPECT_EQ(q->sharedBytes, 0u);
+  EXPECT_NE(k->source.find("halo::quant_tiles_t<"), std::string::npos);
+  EXPECT_EQ(q->signature.find("codesT"), std::string::npos);
+  p.cols = 192; // not a multiple of 128: 64-column tiles
+  p.bothLayouts = true;
+  k = hadamardQuantizeKernel(p);
+  ASSERT_TRUE(k.ok()) << k.status().message();
+  q = k->find("_quant");
+  ASSERT_TRUE(q);
+  EXPECT_EQ(q->grid.x, 3u);
+  EXPECT_EQ(q->block.x, 128u);
+  EXPECT_NE(q->signature.find("unsigned char* __restrict__ codes, unsigned char* __restrict__ codesT"),
+            std::string::npos);
+  EXPECT_NE(k->program.find("_both"), std::string::npos);
+  // Both layouts only where the tiles apply.
+  for (auto change : std::vector<std::function<void(HadamardQuantizeParams &)>>{
+           [](HadamardQuantizeParams &q) { q.rows = 8192 + 16; },
+           [](HadamardQuantizeParams &q) { q.transposedOutput = false; }}) {
+    HadamardQuantizeParams bad = p;
+    change(bad);
+    auto r = hadamardQuantizeKernel(bad);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.status().message().find("bothLayouts"), std::string::npos);
+  }
+  // Per-row scales keep the quantize-then-transpose form (a tile does not
+  // hold whole rows), started from the rows _rowq wrote last.
+  p.granularity = ScaleGranularity::Row;
+  k = hadamardQuantizeKernel(p);
+  ASSERT_TRUE(k.ok());
+  ASSERT_EQ(k->launches.size(), 2u);
+  EXPECT_EQ(k->find("_transpose")->signature,
+            "const unsigned char* __restrict__ codes, unsigned char* __restrict__ codesT");
+  EXPECT_NE(k->source.find("halo::transpose_codes<64, true>(codes, codesT"), std::string::npos);
 }
 
 TEST(Generator, FastOrderOnlyForGroupedK) {

@@ -64,6 +64,9 @@ inline std::vector<KernelCase> kernelCases(const ModelShape &m) {
     rt.transposedOutput = true;
     rt.transposed = true;
     hq("hq_fp8_row_tout_ht_" + s, rt);
+    HadamardQuantizeParams both = t;
+    both.bothLayouts = true;
+    hq("hq_i8_tensor_both_" + s, both);
   }
   {
     HadamardQuantizeParams p; // HALO-0: plain quantize, transposed for G
@@ -72,6 +75,13 @@ inline std::vector<KernelCase> kernelCases(const ModelShape &m) {
     p.rotate = false;
     p.transposedOutput = true;
     hq("q_fp8_tensor_tout", p);
+    for (int64_t n : {m.hidden, m.ffn}) { // both layouts from the same tiles
+      HadamardQuantizeParams b = p;
+      b.cols = n;
+      b.format = QuantFormat::INT8;
+      b.bothLayouts = true;
+      hq("q_i8_tensor_both_" + std::to_string(n), b);
+    }
     HadamardQuantizeParams s; // SwiGLU product feeding down_proj
     s.rows = T;
     s.cols = m.ffn;

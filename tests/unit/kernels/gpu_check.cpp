@@ -373,7 +373,7 @@ public:
 
   void hadamardQuant(size_t rows, size_t cols, QuantFormat f, bool rowwise,
                      bool tout, bool transposedH, bool rotate, int outliers,
-                     bool timing, bool fast = false);
+                     bool timing, bool fast = false, bool both = false);
   /// cluster: generate for this device (targetSm), which on sm_90 selects the
   /// one-pass cluster form; otherwise for an unknown device (two passes).
   void hadamardQuantLeft(size_t rows, size_t cols, QuantFormat f, bool timing,
@@ -399,6 +399,8 @@ private:
   Report &rep_;
   const GpuCheckOptions &opt_;
   float copyMs(size_t bytes, float *gbps);
+  std::string plainTransposeUnfused(const HadamardQuantizeParams &p, CUdeviceptr x,
+                                   float copyBw);
   int targetSm() const { return gpu_.ctx->info().ccMajor * 10 + gpu_.ctx->info().ccMinor; }
 };
 
@@ -411,13 +413,40 @@ float Checker::copyMs(size_t bytes, float *gbps) {
   return ms;
 }
 
+/// Plain transposed quantization without quant_tiles_t, timed for
+/// comparison: _absmax + _quant to [rows, cols] codes, then a separate byte
+/// transpose (a rotated kernel's _transpose launch) into [cols, rows] (for
+/// both layouts: the same launches, keeping both).
+std::string Checker::plainTransposeUnfused(const HadamardQuantizeParams &p, CUdeviceptr x,
+                                          float copyBw) {
+  HadamardQuantizeParams rowMajor = p, rotated = p;
+  rowMajor.transposedOutput = rowMajor.bothLayouts = false;
+  rotated.rotate = true;
+  rotated.bothLayouts = false;
+  auto lq = get(hadamardQuantizeKernel(rowMajor)), lt = get(hadamardQuantizeKernel(rotated));
+  const size_t elems = size_t(p.rows) * size_t(p.cols);
+  Buf codes = alloc(gpu_, elems), codesT = alloc(gpu_, elems);
+  Buf ws = alloc(gpu_, 8), scale = alloc(gpu_, 4);
+  float ms = timeMs(gpu_, [&] {
+    check(launch(gpu_, *lq, 0, Args().ptr(x).ptr(ws.p()).ptr(scale.p()).ptr(0)));
+    check(launch(gpu_, *lq, 1, Args().ptr(x).ptr(scale.p()).ptr(codes.p())));
+    check(launch(gpu_, *lt, 2, Args().ptr(codes.p()).ptr(codesT.p())));
+  });
+  double moved = 2.0 * elems * 2 + (p.bothLayouts ? 2.0 : 1.0) * elems;
+  std::ostringstream os;
+  os << "unfused (quantize, then a separate transpose launch): " << ms * 1e3 << " us = "
+     << 100.0 * (moved / (ms * 1e-3) / 1e9) / copyBw << "% of copy bandwidth";
+  return os.str();
+}
+
 void Checker::hadamardQuant(size_t rows, size_t cols, QuantFormat f, bool rowwise,
                             bool tout, bool transposedH, bool rotate,
-                            int outliers, bool timing, bool fast) {
+                            int outliers, bool timing, bool fast, bool both) {
   std::ostringstream nm;
   nm << (rotate ? "hadamard_quant" : "quant") << "_" << rows << "x" << cols << "_"
      << (f == QuantFormat::FP8E4M3 ? "fp8" : "i8") << (rowwise ? "_row" : "_tensor")
-     << (tout ? "_tout" : "") << (transposedH ? "_ht" : "") << (fast ? "_fast" : "");
+     << (tout ? "_tout" : "") << (both ? "_both" : "") << (transposedH ? "_ht" : "")
+     << (fast ? "_fast" : "");
   std::string name = nm.str();
   if (!wanted(name))
     return;
@@ -427,6 +456,7 @@ void Checker::hadamardQuant(size_t rows, size_t cols, QuantFormat f, bool rowwis
   p.format = f;
   p.granularity = rowwise ? ScaleGranularity::Row : ScaleGranularity::Tensor;
   p.transposedOutput = tout;
+  p.bothLayouts = both;
   p.transposed = transposedH;
   p.rotate = rotate;
   p.order = fast ? HadamardOrder::Fast : HadamardOrder::Exact;
@@ -438,19 +468,30 @@ void Checker::hadamardQuant(size_t rows, size_t cols, QuantFormat f, bool rowwis
   Buf codes = alloc(gpu_, rows * cols);
   Buf ws = alloc(gpu_, 8), scale = alloc(gpu_, 4), absmax = alloc(gpu_, 4);
   Buf rowScale = alloc(gpu_, rows * 4);
-  // Transposed output through scratch + a transpose launch when it tiles.
+  // Transposed output: a transpose launch after the quantizer's (split),
+  // from scratch or, with both layouts, from the [rows, cols] codes; the
+  // transposed codes always go to `codes`.
   const bool split = l->kernel.find("_transpose") != nullptr;
   Buf tmp = alloc(gpu_, l->kernel.scratchBytes);
-  const CUdeviceptr q = split ? tmp.p() : codes.p();
+  Buf rowCodes = alloc(gpu_, both ? rows * cols : 0);
+  const CUdeviceptr q = both ? rowCodes.p() : split ? tmp.p() : codes.p();
+  auto quantArgs = [&] {
+    Args a = Args().ptr(dx.p()).ptr(scale.p()).ptr(q);
+    return both && !split ? a.ptr(codes.p()) : a;
+  };
+  const size_t transposeLaunch = rowwise ? 1 : 2;
+  auto transpose = [&] {
+    check(launch(gpu_, *l, transposeLaunch, Args().ptr(q).ptr(codes.p())));
+  };
   auto run = [&] {
     if (rowwise) {
       check(launch(gpu_, *l, 0, Args().ptr(dx.p()).ptr(rowScale.p()).ptr(q)));
     } else {
       check(launch(gpu_, *l, 0, Args().ptr(dx.p()).ptr(ws.p()).ptr(scale.p()).ptr(absmax.p())));
-      check(launch(gpu_, *l, 1, Args().ptr(dx.p()).ptr(scale.p()).ptr(q)));
+      check(launch(gpu_, *l, 1, quantArgs()));
     }
     if (split)
-      check(launch(gpu_, *l, rowwise ? 1 : 2, Args().ptr(tmp.p()).ptr(codes.p())));
+      transpose();
   };
   run();
   run(); // the workspace must be reusable
@@ -466,6 +507,12 @@ void Checker::hadamardQuant(size_t rows, size_t cols, QuantFormat f, bool rowwis
   CodeDiff d = compareCodes(got, ref.codes, f);
   std::ostringstream os;
   bool scalesOk = true;
+  if (both) {
+    CodeDiff dr = compareCodes(download<uint8_t>(rowCodes, rows * cols), ref.codes, f);
+    os << "[rows, cols] codes: " << dr.describe(rows * cols) << "; [cols, rows] codes: ";
+    d.mismatches += dr.mismatches;
+    d.maxStep = std::max(d.maxStep, dr.maxStep);
+  }
   if (rowwise) {
     std::vector<float> s = download<float>(rowScale, rows);
     size_t bad = 0;
@@ -509,18 +556,25 @@ void Checker::hadamardQuant(size_t rows, size_t cols, QuantFormat f, bool rowwis
       float m1 = timeMs(gpu_, [&] {
         check(launch(gpu_, *l, 0, Args().ptr(dx.p()).ptr(ws.p()).ptr(scale.p()).ptr(absmax.p())));
       });
-      float m2 = timeMs(gpu_, [&] {
-        check(launch(gpu_, *l, 1, Args().ptr(dx.p()).ptr(scale.p()).ptr(q)));
-      });
+      float m2 = timeMs(gpu_, [&] { check(launch(gpu_, *l, 1, quantArgs())); });
+      float m3 = split ? timeMs(gpu_, transpose) : 0.0f;
       float ms = timeMs(gpu_, run);
+      if (both)
+        outBytes *= 2;
       double moved = 2.0 * inBytes + outBytes, minimal = inBytes + outBytes;
       double bw = moved / (ms * 1e-3) / 1e9;
       t << name << ": " << ms * 1e3 << " us (absmax " << m1 * 1e3 << " us, quant "
-        << m2 * 1e3 << " us" << (split ? " + transpose" : "") << "); " << bw << " GB/s moved (2R+W) = "
+        << m2 * 1e3 << " us";
+      if (split) // the transpose alone moves 2 W bytes
+        t << ", transpose " << m3 * 1e3 << " us = "
+          << 100.0 * (2.0 * rows * cols / (m3 * 1e-3) / 1e9) / copyBw << "% of copy bandwidth";
+      t << "); " << bw << " GB/s moved (2R+" << (both ? "2W" : "W") << ") = "
         << 100.0 * bw / copyBw << "% of copy bandwidth " << copyBw
         << " GB/s; vs a copy of R+W bytes: "
         << 100.0 * (minimal / (copyBw * 1e9)) / (ms * 1e-3) << "%; copy of the input "
         << cms * 1e3 << " us";
+      if (!rotate && tout && cols % 8 == 0 && numerics::decomposeHadamardSize(cols))
+        t << "; " << plainTransposeUnfused(p, dx.p(), copyBw);
       // The persistent grid's blocks per SM (a tuning knob): other values,
       // same codes (checked), timed the same way.
       if (rotate && !tout && !fast && f == QuantFormat::FP8E4M3) {
@@ -1206,6 +1260,20 @@ GpuCheckResult runGpuChecks(const GpuCheckOptions &options, std::ostream &log) {
   guard("hq tout fused", [&] { c.hadamardQuant(48, 192, I8, true, true, false, true, 3, false); });
   guard("hq fast", [&] { c.hadamardQuant(512, 192, F8, false, false, false, true, 2, false, true); });
   guard("q plain", [&] { c.hadamardQuant(512, 64, F8, false, true, false, false, 2, false); });
+  // Plain transposed codes from 64-row tiles (128- and 64-column tiles), one
+  // or both layouts; shapes that do not tile keep the narrow direct stores.
+  for (QuantFormat f : {F8, I8})
+    for (bool both : {false, true}) {
+      guard("q tiles", [&] { c.hadamardQuant(512, 192, f, false, true, false, false, 2, false, false, both); });
+      guard("q tiles", [&] { c.hadamardQuant(192, 512, f, false, true, false, false, 2, false, false, both); });
+    }
+  guard("q tiles", [&] { c.hadamardQuant(80, 192, I8, false, true, false, false, 2, false); });
+  // Rotated or per-row: quantize, then the tiled transpose (from the
+  // [rows, cols] codes when both layouts are outputs).
+  for (bool rowwise : {false, true}) {
+    guard("hq tout both", [&] { c.hadamardQuant(512, 192, I8, rowwise, true, false, true, 2, false, false, true); });
+    guard("hq tout both", [&] { c.hadamardQuant(192, 512, F8, rowwise, true, true, true, 2, false, false, true); });
+  }
   for (size_t n : {576, 1536, 3072, 5632, 11008}) // K = 36, 12, 12, 44, 172
     guard("hq odd K", [&] { c.hadamardQuant(64, n, F8, false, false, n == 3072, true, 3, false); });
   guard("hq swiglu", [&] { c.swigluQuant(512, 192); });
@@ -1240,6 +1308,11 @@ GpuCheckResult runGpuChecks(const GpuCheckOptions &options, std::ostream &log) {
     guard("hq 8b", [&] { c.hadamardQuant(8192, 4096, F8, true, false, false, true, 8, T); });
     guard("hq 8b", [&] { c.hadamardQuant(8192, 14336, F8, true, false, false, true, 8, T); });
     guard("q 8b", [&] { c.hadamardQuant(8192, 4096, F8, false, false, false, false, 8, T); });
+    for (size_t n : {4096, 14336})
+      for (bool both : {false, true})
+        guard("q 8b", [&] { c.hadamardQuant(8192, n, both ? I8 : F8, false, true, false, false, 8, T, false, both); });
+    for (size_t n : {4096, 14336})
+      guard("hq 8b", [&] { c.hadamardQuant(8192, n, F8, false, true, false, true, 8, T, false, true); });
     guard("hql 8b", [&] { c.hadamardQuantLeft(8192, 4096, I8, T); });
     for (size_t n : {4096, 14336})
       for (bool cl : {false, true}) {
