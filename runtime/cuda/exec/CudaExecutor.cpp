@@ -15,6 +15,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <climits>
 #include <cmath>
@@ -22,6 +24,7 @@
 #include <cstring>
 #include <functional>
 #include <optional>
+#include <thread>
 
 namespace halo::cuda {
 
@@ -141,8 +144,28 @@ StatusOr<std::unique_ptr<CudaModules>> CudaModules::load(const CudaContext &cont
   auto start = std::chrono::steady_clock::now();
   CompileOptions options;
   options.arch = device.arch();
-  for (const auto &[name, source] : program.cudaSources) {
-    StatusOr<CompiledKernel> compiled = compileKernel({name, source, {}}, options);
+  // NVRTC (or the kernel cache) on up to 16 threads: a cold start compiles
+  // dozens of independent sources. Modules load in the caller's thread.
+  std::vector<const std::pair<const std::string, std::string> *> sources;
+  for (const auto &entry : program.cudaSources)
+    sources.push_back(&entry);
+  std::vector<std::optional<StatusOr<CompiledKernel>>> results(sources.size());
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i; (i = next++) < sources.size();)
+      results[i].emplace(compileKernel({sources[i]->first, sources[i]->second, {}}, options));
+  };
+  size_t threads = std::min<size_t>(
+      sources.size(), std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 16));
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < threads; ++t)
+    pool.emplace_back(worker);
+  worker();
+  for (std::thread &t : pool)
+    t.join();
+  for (size_t i = 0; i < sources.size(); ++i) {
+    const std::string &name = sources[i]->first;
+    StatusOr<CompiledKernel> &compiled = *results[i];
     if (!compiled.ok())
       return Status::error(
           fmt::format("{}: kernel program {}: {}", program.path, name, compiled.status().message()));
