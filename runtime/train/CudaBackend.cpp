@@ -84,12 +84,22 @@ public:
     for (size_t i = 0; i < fn.inputs.size(); ++i) {
       if (!fn.inputs[i].isParam())
         continue;
-      if (type(fn, i) != ElementType::F32)
-        return Status::error("parameter states must be f32 in train_step");
       Tensor &t = state[i];
       t.data.resize(size_t(fn.values[fn.inputs[i].value].numel));
-      HALO_CU_RETURN_IF_ERROR(
-          driver(), cuMemcpyDtoH(t.data.data(), step_->input(i), t.data.size() * sizeof(float)));
+      if (type(fn, i) == ElementType::F32) {
+        HALO_CU_RETURN_IF_ERROR(
+            driver(), cuMemcpyDtoH(t.data.data(), step_->input(i), t.data.size() * sizeof(float)));
+      } else if (type(fn, i) == ElementType::BF16) { // compute copies, frozen weights
+        std::vector<uint16_t> bits(t.data.size());
+        HALO_CU_RETURN_IF_ERROR(driver(),
+                                cuMemcpyDtoH(bits.data(), step_->input(i), bits.size() * 2));
+        for (size_t k = 0; k < bits.size(); ++k)
+          t.data[k] = numerics::bf16ToFloat(bits[k]);
+      } else {
+        return Status::error(fmt::format("parameter state {} of \"{}\" is {}, expected f32 or bf16",
+                                         fn.inputs[i].state, fn.inputs[i].param,
+                                         cpu::toString(type(fn, i))));
+      }
     }
     return Status::success();
   }
