@@ -106,14 +106,15 @@ struct Options {
   std::string tag;
 };
 
+constexpr const char *kUsage =
+    "usage: halo-bench-step <program.halo>... [--warmup N] [--iters N] [--json FILE] [--jobs N]\n"
+    "                       [--tag NAME] [--profile] [--profile-steps N]\n"
+    "       halo-bench-step <program.halo>... --compile-only [--arch sm_90] [--jobs N]\n"
+    "Times compiled training steps (CUDA graph replays, median of --iters after --warmup);\n"
+    "see the comment at the top of bench/step/halo_bench_step.cpp and docs/performance.md.\n";
+
 [[noreturn]] void usage(const std::string &why) {
-  std::fprintf(stderr,
-               "halo-bench-step: %s\nusage: halo-bench-step <program.halo>... [--warmup N] "
-               "[--iters N] [--json FILE] [--jobs N] [--tag NAME] [--profile]\n"
-               "       [--profile-steps N]\n"
-               "       halo-bench-step <program.halo>... --compile-only [--arch sm_90] "
-               "[--jobs N]\n",
-               why.c_str());
+  std::fprintf(stderr, "halo-bench-step: %s\n%s", why.c_str(), kUsage);
   std::exit(2);
 }
 
@@ -121,6 +122,10 @@ Options parse(int argc, char **argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    }
     if (a == "--compile-only") {
       o.compileOnly = true;
       continue;
