@@ -14,7 +14,6 @@
 #include "passes/Passes.h"
 
 #include "mlir/IR/PatternMatch.h"
-#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 namespace halo {
 #define GEN_PASS_DEF_HALOFACTORROTATIONS
@@ -48,11 +47,7 @@ struct FactorRotationsPass : halo::impl::HaloFactorRotationsBase<FactorRotations
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
     patterns.add<SumBeforeRotation>(&getContext());
-#if LLVM_VERSION_MAJOR >= 20
-    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
-#else
-    if (failed(applyPatternsAndFoldGreedily(getOperation(), std::move(patterns))))
-#endif
+    if (failed(applyGreedily(getOperation(), std::move(patterns))))
       return signalPassFailure();
   }
 };

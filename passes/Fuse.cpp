@@ -184,7 +184,7 @@ void fuseFunction(func::FuncOp func) {
     if (auto a = dyn_cast<AddOp>(op))
       for (Value side : {a.getLhs(), a.getRhs()})
         if (auto g = side.getDefiningOp<RmsNormGradOp>();
-            g && side == g.getDx() && side.hasOneUse() && a.getLhs() != a.getRhs()) {
+            g && side == g.getDx() && side.hasOneUse()) {
           groups.push_back({{g, a}, "rms_norm_grad"});
           break;
         }

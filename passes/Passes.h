@@ -9,6 +9,8 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/Pass.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+#include "llvm/Config/llvm-config.h"
 
 namespace halo {
 
@@ -17,6 +19,16 @@ namespace halo {
 
 #define GEN_PASS_REGISTRATION
 #include "passes/Passes.h.inc"
+
+/// The greedy pattern driver (renamed in LLVM 20).
+inline mlir::LogicalResult applyGreedily(mlir::Operation *op,
+                                         const mlir::FrozenRewritePatternSet &patterns) {
+#if LLVM_VERSION_MAJOR >= 20
+  return mlir::applyPatternsGreedily(op, patterns);
+#else
+  return mlir::applyPatternsAndFoldGreedily(op, patterns);
+#endif
+}
 
 } // namespace halo
 

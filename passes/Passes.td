@@ -15,9 +15,10 @@ def HaloAutodiff : Pass<"halo-autodiff", "::mlir::ModuleOp"> {
     which the fused optimizer kernel writes).
 
     The forward body is cloned on the compute copies (state "compute"; frozen
-    parameters are read as they are), then every op's vector-Jacobian product is emitted in reverse
-    order. Each linear layer becomes its three GEMMs, tagged with the layer name
-    and role (fwd, bwd_input, bwd_weight) for halo-place-rotations. Gradients
+    parameters are read as they are), then every op's vector-Jacobian product
+    is emitted in reverse order. Each linear layer becomes its three GEMMs,
+    tagged with the layer name and role (fwd, bwd_input, bwd_weight) for
+    halo-place-rotations. Gradients
     keep the type of their value: BF16 for activations and for the weights of
     linear layers (whose GEMMs write BF16, as under PyTorch AMP), FP32 for the
     norm weights and the embedding table; AdamW reads them as they are.

@@ -76,7 +76,7 @@ LogicalResult planFunction(func::FuncOp func, int64_t alignment) {
       int64_t last = index[&op];
       for (Operation *user : r.getUsers())
         last = std::max(last, index[user]);
-      buffers.push_back({r, llvm::alignTo(bytes, alignment), index[&op], last});
+      buffers.push_back({r, static_cast<int64_t>(llvm::alignTo(bytes, alignment)), index[&op], last});
     }
   }
 

@@ -11,7 +11,6 @@
 #include "mlir/IR/Dominance.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/CSE.h"
-#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 namespace halo {
 #define GEN_PASS_DEF_HALOSIMPLIFY
@@ -41,21 +40,13 @@ struct SimplifyPass : halo::impl::HaloSimplifyBase<SimplifyPass> {
     RewritePatternSet patterns(&getContext());
     patterns.add<CancelHadamardPair>(&getContext());
     FrozenRewritePatternSet frozen(std::move(patterns));
-#if LLVM_VERSION_MAJOR >= 20
-    if (failed(applyPatternsGreedily(getOperation(), frozen)))
-#else
-    if (failed(applyPatternsAndFoldGreedily(getOperation(), frozen)))
-#endif
+    if (failed(applyGreedily(getOperation(), frozen)))
       return signalPassFailure();
     IRRewriter rewriter(&getContext());
     DominanceInfo dominance(getOperation());
     eliminateCommonSubExpressions(rewriter, dominance, getOperation());
     // CSE can leave the merged duplicates' producers dead; sweep once more.
-#if LLVM_VERSION_MAJOR >= 20
-    (void)applyPatternsGreedily(getOperation(), frozen);
-#else
-    (void)applyPatternsAndFoldGreedily(getOperation(), frozen);
-#endif
+    (void)applyGreedily(getOperation(), frozen);
   }
 };
 

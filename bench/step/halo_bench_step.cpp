@@ -288,11 +288,16 @@ Status fillInputs(const CudaContext &context, const CudaFunction &f, const Model
     size_t n = size_t(v.numel);
     std::vector<float> values;
     if (b.isParam()) {
-      int64_t master = b.state == "compute" ? fn.findParamInput(b.param, "param") : int64_t(i);
-      const cpu::Binding &m = fn.inputs[size_t(std::max<int64_t>(master, 0))];
-      if ((b.state != "param" && b.state != "compute") || master < 0 ||
-          (m.init != "normal" && m.init != "ones"))
-        continue; // moments (and anything uninitialised) stay zero
+      // A compute copy takes its master's values; moments (and anything
+      // uninitialised) stay zero.
+      int64_t master = b.state == "compute" ? fn.findParamInput(b.param, "param")
+                       : b.state == "param" ? int64_t(i)
+                                            : -1;
+      if (master < 0)
+        continue;
+      const cpu::Binding &m = fn.inputs[size_t(master)];
+      if (m.init != "normal" && m.init != "ones")
+        continue;
       values.resize(n, 1.0f);
       if (m.init == "normal") {
         auto known = poolStart.find(b.param);

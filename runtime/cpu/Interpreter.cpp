@@ -401,8 +401,6 @@ Status Interpreter<F>::execute(size_t index,
   return Status::success();
 }
 
-template struct Tensor<float>;
-template struct Tensor<double>;
 template <typename F>
 void deriveComputeCopies(const Function &fn, std::vector<Tensor<F>> &inputs) {
   for (size_t i = 0; i < fn.inputs.size() && i < inputs.size(); ++i)
@@ -411,6 +409,8 @@ void deriveComputeCopies(const Function &fn, std::vector<Tensor<F>> &inputs) {
         inputs[i].data = inputs[master].data;
 }
 
+template struct Tensor<float>;
+template struct Tensor<double>;
 template class Interpreter<float>;
 template class Interpreter<double>;
 template void deriveComputeCopies(const Function &, std::vector<Tensor<float>> &);

@@ -153,7 +153,7 @@ Status Trainer::loadResume() {
   HALO_RETURN_IF_ERROR(ckpt->checkSameData(data_->size(), dataFingerprint(*data_)));
   for (size_t i = 0; i < fn_.inputs.size(); ++i) {
     const cpu::Binding &b = fn_.inputs[i];
-    if (!b.isParam())
+    if (!b.isParam() || b.state == "compute") // derived after loading
       continue;
     float *out = state_[i].data.data();
     uint64_t n = state_[i].data.size();

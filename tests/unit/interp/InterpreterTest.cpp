@@ -30,6 +30,27 @@ FunctionBuilder addBoth() {
   return b;
 }
 
+// Tests that deriveComputeCopies fills each "compute" input from its master
+// (rounded where it enters: here by the interpreter) and touches nothing else.
+TEST(InterpreterTest, ComputeCopiesComeFromTheirMasters) {
+  FunctionBuilder b;
+  int64_t w = b.param("w", "f32", {2});
+  int64_t m = b.param("w", "f32", {2}, "exp_avg");
+  int64_t c = b.param("w", "bf16", {2}, "compute");
+  b.plainOutput(b.op("add", {w, m}, "f32", {2}));
+  b.plainOutput(b.op("cast", {c}, "f32", {2}));
+  Function fn = b.parse();
+  std::vector<Tensor<float>> in = {tensor<float>(ElementType::F32, {2}, {kOffGrid, -2.0}),
+                                   tensor<float>(ElementType::F32, {2}, {0.5, 0.25}),
+                                   tensor<float>(ElementType::BF16, {2}, {7.0, 7.0})};
+  deriveComputeCopies(fn, in);
+  EXPECT_EQ(in[2].data, in[0].data);
+  EXPECT_EQ(in[1].data, (std::vector<float>{0.5f, 0.25f}));
+  auto out = runOk<float>(fn, in);
+  EXPECT_EQ(out[1].data[0], numerics::roundToBF16(float(kOffGrid)));
+  EXPECT_EQ(out[1].data[1], -2.0f);
+}
+
 TEST(InterpreterTest, RoundsBF16ResultsAndInputsOnly) {
   Function fn = addBoth().parse();
   std::vector<Tensor<float>> in = {

@@ -335,6 +335,15 @@ TEST_F(ProgramTest, BindingErrors) {
   EXPECT_CONTAINS(
       loadError(b.build()),
       "output state \"param\" of \"model.norm.weight\" has no matching input");
+  // A compute copy is derived from a "param" input of its shape.
+  b = trainStep();
+  b.param("model.norm.weight", "bf16", {16}, "compute");
+  EXPECT_CONTAINS(loadError(b.build()), "input state \"compute\" of \"model.norm.weight\" "
+                                        "has no \"param\" input of its shape");
+  b = trainStep();
+  b.param("model.embed_tokens.weight", "bf16", {16, 32}, "compute");
+  EXPECT_CONTAINS(loadError(b.build()),
+                  "input state \"compute\" of \"model.embed_tokens.weight\"");
 }
 
 TEST_F(ProgramTest, HadamardSizeWithoutMatrix) {

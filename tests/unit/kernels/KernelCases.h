@@ -162,6 +162,10 @@ inline std::vector<KernelCase> kernelCases(const ModelShape &m) {
   AdamWParams a;
   a.elements = wElems;
   cases.push_back({"adamw", [=] { return adamwKernel(a); }});
+  AdamWParams ab = a; // BF16 gradients, writing the BF16 compute copy
+  ab.grad = ElemType::BF16;
+  ab.writeBf16Copy = true;
+  cases.push_back({"adamw_bf16_grad", [=] { return adamwKernel(ab); }});
   AttentionParams at{T / m.seqLen, m.seqLen, m.heads, m.kvHeads, m.headDim};
   cases.push_back({"attention_fwd", [=] { return attentionForwardKernel(at); }});
   cases.push_back({"attention_bwd", [=] { return attentionBackwardKernel(at); }});
