@@ -27,6 +27,7 @@ struct TrainOptions {
   double lr, beta1, beta2, eps, weightDecay, gradClip;
   int64_t warmupSteps, totalSteps;
   LrSchedule schedule;
+  bool bf16Moments = false;
 };
 
 FailureOr<TrainOptions> readTrainOptions(ModuleOp module) {
@@ -61,6 +62,12 @@ FailureOr<TrainOptions> readTrainOptions(ModuleOp module) {
     return module.emitError("halo-autodiff: halo.train.schedule must be constant, linear or "
                             "cosine");
   t.schedule = *parsed;
+  // Optional: programs compiled before the option existed keep F32 moments.
+  if (auto moments = dict.getAs<StringAttr>("moment_dtype")) {
+    if (moments.getValue() != "f32" && moments.getValue() != "bf16")
+      return module.emitError("halo-autodiff: halo.train.moment_dtype must be f32 or bf16");
+    t.bf16Moments = moments.getValue() == "bf16";
+  }
   return t;
 }
 
@@ -281,10 +288,11 @@ LogicalResult TrainStepBuilder::build() {
     argTypes.push_back(p.frozen ? p.forwardArg.getType() : withElement(p.forwardArg.getType(), f32));
     argAttrs.push_back(stateAttrs(p, "param"));
   }
+  Type momentType = opts.bf16Moments ? Type(b.getBF16Type()) : f32;
   for (StringRef state : {"exp_avg", "exp_avg_sq"})
     for (Param &p : params)
       if (!p.frozen) {
-        argTypes.push_back(withElement(p.forwardArg.getType(), f32));
+        argTypes.push_back(withElement(p.forwardArg.getType(), momentType));
         argAttrs.push_back(stateAttrs(p, state));
       }
   Type bf16 = b.getBF16Type();
@@ -378,8 +386,8 @@ LogicalResult TrainStepBuilder::build() {
     if (p.frozen)
       continue;
     auto adam = b.create<AdamWOp>(
-        NameLoc::get(b.getStringAttr(p.name), loc), p.master.getType(), p.master.getType(),
-        p.master.getType(), p.master, paramGrads[gi++], p.expAvg, p.expAvgSq, lr, stepArg, coef,
+        NameLoc::get(b.getStringAttr(p.name), loc), p.master.getType(), p.expAvg.getType(),
+        p.expAvgSq.getType(), p.master, paramGrads[gi++], p.expAvg, p.expAvgSq, lr, stepArg, coef,
         b.getF64FloatAttr(opts.beta1), b.getF64FloatAttr(opts.beta2), b.getF64FloatAttr(opts.eps),
         b.getF64FloatAttr(opts.weightDecay));
     newParams.push_back(adam.getNewParam());

@@ -106,6 +106,7 @@ LogicalResult emitOptimizer(exec::KernelOp kernel, Block &body,
       p.writeBf16Copy = llvm::any_of(adam.getNewParam().getUsers(),
                                      [](Operation *u) { return isa<CastOp>(u); });
       p.grad = elemOf(adam.getGrad());
+      p.moments = elemOf(adam.getM());
       if (failed(add(kernel, parts, ck::adamwKernel(p))))
         return failure();
     }

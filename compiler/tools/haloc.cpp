@@ -1,6 +1,7 @@
 //===- haloc.cpp - The halo compiler driver -------------------------------===//
 //
 // haloc <model.json> [--emit=<stage>] [-o <file>] [--level N] [--precision P]
+//       [--moment-dtype f32|bf16]
 //
 // Reads a model description, builds the halo forward graph and runs the pass
 // pipeline up to the requested stage. Like Toy's toyc it registers the MLIR
@@ -66,6 +67,10 @@ static cl::opt<int> levelOverride("level", cl::desc("HALO level 0|1|2 (overrides
 static cl::opt<std::string> precisionOverride(
     "precision", cl::desc("fp8|int8|bf16 (overrides the file)"), cl::init(""),
     cl::cat(haloCategory));
+static cl::opt<std::string> momentDtypeOverride(
+    "moment-dtype",
+    cl::desc("f32|bf16: storage of AdamW's moments (overrides train.moment_dtype)"),
+    cl::init(""), cl::cat(haloCategory));
 
 static cl::opt<std::string> gpuArch(
     "gpu-arch",
@@ -156,6 +161,12 @@ int main(int argc, char **argv) {
   }
   if (Status s = frontend::applyOverrides(*config, level, precision); !s.ok())
     return fail(s.message());
+  if (momentDtypeOverride == "f32" || momentDtypeOverride == "bf16")
+    config->train.momentDtype = momentDtypeOverride == "bf16" ? frontend::MomentType::BF16
+                                                              : frontend::MomentType::F32;
+  else if (!momentDtypeOverride.empty())
+    return fail("--moment-dtype: unknown type '" + momentDtypeOverride +
+                "' (expected f32 or bf16)");
 
   mlir::MLIRContext context;
   mlir::OwningOpRef<mlir::ModuleOp> module = frontend::buildForwardModule(context, *config);

@@ -123,6 +123,7 @@ DictionaryAttr LlamaBuilder::trainAttr() {
       b.getNamedAttr("eps", b.getF64FloatAttr(t.eps)),
       b.getNamedAttr("weight_decay", b.getF64FloatAttr(t.weightDecay)),
       b.getNamedAttr("grad_clip", b.getF64FloatAttr(t.gradClip)),
+      b.getNamedAttr("moment_dtype", b.getStringAttr(toString(t.momentDtype))),
   });
 }
 

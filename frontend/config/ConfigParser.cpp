@@ -61,7 +61,8 @@ const KeyList kHfIgnoredKeys = {"_name_or_path",
                                 "return_dict"};
 const KeyList kTrainKeys = {"batch_size",   "seq_len",   "steps", "lr",
                             "warmup_steps", "schedule",  "betas", "eps",
-                            "weight_decay", "grad_clip", "seed"};
+                            "weight_decay", "grad_clip", "moment_dtype",
+                            "seed"};
 const KeyList kHaloKeys = {"level", "precision", "matmuls"};
 const KeyList kMatmulKeys = {"fwd", "bwd_input", "bwd_weight"};
 const KeyList kOperandFieldKeys = {"hadamard", "quant"};
@@ -590,6 +591,9 @@ Status Parser::readTrain(const Json &obj, const ModelShape &m,
       readNonNegative(obj, prefix, "weight_decay", t.weightDecay));
   HALO_RETURN_IF_ERROR(readNonNegative(obj, prefix, "grad_clip", t.gradClip,
                                        " (0 disables clipping)"));
+  HALO_RETURN_IF_ERROR(readChoice<MomentType>(
+      obj, prefix, "moment_dtype", "moment dtype",
+      {{"f32", MomentType::F32}, {"bf16", MomentType::BF16}}, t.momentDtype));
   int64_t seed = 0;
   HALO_RETURN_IF_ERROR(readInt(obj, prefix, "seed", seed, 0, 0,
                                std::numeric_limits<int64_t>::max()));

@@ -238,6 +238,7 @@ std::string toJson(const ModelConfig &config) {
   train["eps"] = t.eps;
   train["weight_decay"] = t.weightDecay;
   train["grad_clip"] = t.gradClip;
+  train["moment_dtype"] = toString(t.momentDtype);
   train["seed"] = t.seed;
 
   Json halo;
@@ -339,6 +340,10 @@ std::string_view toString(LrSchedule schedule) {
     return "cosine";
   }
   return "?";
+}
+
+std::string_view toString(MomentType type) {
+  return type == MomentType::BF16 ? "bf16" : "f32";
 }
 
 std::optional<Precision> parsePrecision(std::string_view name) {

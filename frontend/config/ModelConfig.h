@@ -39,6 +39,10 @@ enum class QuantGranularity { None, Tensor, Row };
 
 enum class LrSchedule { Constant, Linear, Cosine };
 
+/// Storage of AdamW's moments. BF16 halves their traffic; updates are rounded
+/// stochastically so small ones are not lost (see docs/model-format.md).
+enum class MomentType { F32, BF16 };
+
 inline constexpr int kMaxLevel = 2;
 inline constexpr int kDefaultLevel = 2;
 inline constexpr Precision kDefaultPrecision = Precision::FP8;
@@ -83,6 +87,7 @@ struct TrainConfig {
   double weightDecay = 0.0;
   /// Global gradient-norm clipping threshold; 0 disables clipping.
   double gradClip = 1.0;
+  MomentType momentDtype = MomentType::F32;
   uint64_t seed = 0;
 
   /// T, the token dimension of every linear layer's matmuls.
@@ -218,6 +223,7 @@ std::string_view toString(Precision precision);
 std::string_view toString(HadamardSide side);
 std::string_view toString(QuantGranularity quant);
 std::string_view toString(LrSchedule schedule);
+std::string_view toString(MomentType type);
 std::optional<Precision> parsePrecision(std::string_view name);
 
 } // namespace halo::frontend

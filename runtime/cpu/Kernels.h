@@ -215,13 +215,15 @@ void crossEntropyBackward(const F *logits,        // [T, V]
 ///   param *= 1 - lr * weightDecay
 ///   m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2
 ///   param -= lr * (m / (1 - beta1^step)) / (sqrt(v / (1 - beta2^step)) + eps)
+/// bf16Moments: m and v are stored rounded stochastically to BF16
+/// (numerics::momentRoundingBits); the update uses the unrounded values.
 template <typename F>
 void adamw(F *param,      // [n]
            const F *grad, // [n]
            F *m,          // [n]
            F *v,          // [n]
            int64_t n, double lr, double beta1, double beta2, double eps,
-           double weightDecay, int64_t step);
+           double weightDecay, int64_t step, bool bf16Moments = false);
 
 /// The gradient scale of global-norm clipping and the overflow guard:
 /// min(1, maxNorm / (norm + 1e-6)), 1 when maxNorm is 0 (no clipping), NaN

@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/cpu/Kernels.h"
+#include "runtime/numerics/Float8.h"
 
 #include <algorithm>
 #include <cmath>
@@ -16,7 +17,7 @@ namespace halo::cpu {
 template <typename F>
 void adamw(F *param, const F *grad, F *m, F *v, int64_t n, double lr,
            double beta1, double beta2, double eps, double weightDecay,
-           int64_t step) {
+           int64_t step, bool bf16Moments) {
   F decay = F(1 - lr * weightDecay);
   // 1 - beta in double: float(1) - float(0.999) is off by 1.3e-5 relative.
   F b1 = F(beta1), b2 = F(beta2), a1 = F(1 - beta1), a2 = F(1 - beta2);
@@ -25,10 +26,16 @@ void adamw(F *param, const F *grad, F *m, F *v, int64_t n, double lr,
   F lrF = F(lr), epsF = F(eps);
   for (int64_t i = 0; i < n; ++i) {
     F g = grad[i];
-    m[i] = b1 * m[i] + a1 * g;
-    v[i] = b2 * v[i] + a2 * g * g;
-    F mhat = m[i] * c1, vhat = v[i] * c2;
+    F mi = b1 * m[i] + a1 * g;
+    F vi = b2 * v[i] + a2 * g * g;
+    F mhat = mi * c1, vhat = vi * c2;
     param[i] = param[i] * decay - lrF * mhat / (std::sqrt(vhat) + epsF);
+    if (bf16Moments) {
+      mi = F(numerics::stochasticRoundToBF16(float(mi), numerics::momentRoundingBits(step, i, 0)));
+      vi = F(numerics::stochasticRoundToBF16(float(vi), numerics::momentRoundingBits(step, i, 1)));
+    }
+    m[i] = mi;
+    v[i] = vi;
   }
 }
 
@@ -48,9 +55,9 @@ double learningRate(int64_t step, double peak, int64_t warmup, int64_t total,
 }
 
 template void adamw<float>(float *, const float *, float *, float *, int64_t,
-                           double, double, double, double, double, int64_t);
+                           double, double, double, double, double, int64_t, bool);
 template void adamw<double>(double *, const double *, double *, double *,
                             int64_t, double, double, double, double, double,
-                            int64_t);
+                            int64_t, bool);
 
 } // namespace halo::cpu

@@ -48,6 +48,35 @@ inline float bf16ToFloat(uint16_t bits) {
 /// x rounded to the nearest BF16 value, as a float.
 inline float roundToBF16(float x) { return bf16ToFloat(floatToBF16(x)); }
 
+/// Stochastic rounding to BF16: the magnitude rounds up with probability equal
+/// to the dropped fraction, given 16 uniform random bits. NaN and infinity
+/// round to nearest. The CUDA AdamW kernel uses the same operations.
+inline float stochasticRoundToBF16(float x, uint32_t random16) {
+  uint32_t bits;
+  std::memcpy(&bits, &x, sizeof(bits));
+  if ((bits & 0x7F800000u) == 0x7F800000u)
+    return roundToBF16(x);
+  bits = (bits + (random16 & 0xFFFFu)) & 0xFFFF0000u;
+  std::memcpy(&x, &bits, sizeof(x));
+  return x;
+}
+
+/// The random bits of AdamW's BF16 moments: a hash of (step, element, moment)
+/// (moment 0 = exp_avg, 1 = exp_avg_sq), so a step is reproducible and the CPU
+/// oracle rounds exactly like the GPU. lowbias32 (C. Wellons) mixes each input.
+inline uint32_t hashBits32(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7FEB352Du;
+  x ^= x >> 15;
+  x *= 0x846CA68Bu;
+  x ^= x >> 16;
+  return x;
+}
+inline uint32_t momentRoundingBits(int64_t step, int64_t element, uint32_t moment) {
+  uint32_t e = static_cast<uint32_t>(element) ^ (static_cast<uint32_t>(element >> 32) * 0x9E3779B9u);
+  return hashBits32(e ^ hashBits32(static_cast<uint32_t>(step) * 2u + moment));
+}
+
 /// Float -> INT8, round half to even, clamped to [-127, 127]; NaN gives 0.
 int8_t floatToInt8(float x);
 

@@ -207,6 +207,10 @@ def Halo_AdamWOp : Halo_PureOp<"adamw"> {
   let description = [{
     g = grad * grad_scale; m' = b1 m + (1-b1) g; v' = b2 v + (1-b2) g^2;
     p' = p (1 - lr wd) - lr (m'/(1-b1^step)) / (sqrt(v'/(1-b2^step)) + eps).
+    The arithmetic is FP32. BF16 moments (train.moment_dtype) store m' and v'
+    rounded stochastically: with round-to-nearest, v' = 0.999 v + 0.001 g^2
+    would never decrease (the change is below half a BF16 ulp). The random
+    bits are a hash of (step, element, moment), so steps are reproducible.
   }];
   let arguments = (ins Halo_FloatTensor:$param, Halo_FloatTensor:$grad, Halo_FloatTensor:$m,
                        Halo_FloatTensor:$v, Halo_F32Scalar:$lr, Halo_I32Scalar:$step,

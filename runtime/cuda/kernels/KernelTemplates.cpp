@@ -914,14 +914,17 @@ StatusOr<GeneratedKernel> adamwKernel(const AdamWParams &p) {
     return invalid("adamwKernel", "needs elements >= 1 and betas in [0, 1)");
   GeneratedKernel k;
   k.program = "halo_adamw_" + str(p.elements) + (p.writeBf16Copy ? "_copy" : "") +
-              (p.grad == ElemType::BF16 ? "_bf16g" : "");
+              (p.grad == ElemType::BF16 ? "_bf16g" : "") +
+              (p.moments == ElemType::BF16 ? "_bf16m" : "");
+  std::string moment = elemCType(p.moments);
   std::string params = std::string("float* __restrict__ param, const ") + elemCType(p.grad) +
-                       "* __restrict__ grad, float* __restrict__ m, float* __restrict__ v, "
-                       "const float* lr, const int* step, const float* gradScale, " +
+                       "* __restrict__ grad, " + moment + "* __restrict__ m, " + moment +
+                       "* __restrict__ v, const float* lr, const int* step, "
+                       "const float* gradScale, " +
                        kBf16 + "* __restrict__ copy";
   std::string w = entry(k.program, "_step", 256, params,
-                        std::string("  halo::adamw<halo::") + elemName(p.grad) + ", " +
-                            str(p.elements) + "ull, 256, " +
+                        std::string("  halo::adamw<halo::") + elemName(p.grad) + ", halo::" +
+                            elemName(p.moments) + ", " + str(p.elements) + "ull, 256, " +
                             (p.writeBf16Copy ? "true" : "false") +
                             ">(param, grad, m, v, lr, step, gradScale, " +
                             doubleLiteral(p.beta1) + ", " + doubleLiteral(p.beta2) +

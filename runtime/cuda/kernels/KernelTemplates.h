@@ -280,6 +280,8 @@ struct AdamWParams {
   double weightDecay = 0.0;
   bool writeBf16Copy = true;
   ElemType grad = ElemType::F32;
+  /// BF16 moments are stored rounded stochastically (elementwise.cuh).
+  ElemType moments = ElemType::F32;
 };
 StatusOr<GeneratedKernel> adamwKernel(const AdamWParams &);
 

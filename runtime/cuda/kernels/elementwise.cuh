@@ -213,12 +213,65 @@ __device__ __forceinline__ void lr_schedule(const int *step, double peak,
 // lr, step and grad_scale are device scalars (grad_scale may be null = 1;
 // a non-finite grad_scale, the overflow guard's verdict, skips the update);
 // BF16COPY also writes the BF16 compute copy of the updated parameter. The
-// gradient is F32 or BF16 (G: kF32 / kBF16).
+// gradient is F32 or BF16 (G: kF32 / kBF16), so are the moments (M). BF16
+// moments are stored rounded stochastically with the bits of
+// numerics::momentRoundingBits (a hash of step, element and moment), so the
+// CPU oracle rounds the same way.
 
-template <int G, size_t N, int THREADS, bool BF16COPY>
+__device__ __forceinline__ unsigned hash_bits32(unsigned x) {
+  x ^= x >> 16;
+  x *= 0x7FEB352Du;
+  x ^= x >> 15;
+  x *= 0x846CA68Bu;
+  x ^= x >> 16;
+  return x;
+}
+
+// BF16 bits of x rounded stochastically with the element's random bits
+// (numerics::stochasticRoundToBF16); salt = hash_bits32(step * 2 + moment).
+__device__ __forceinline__ unsigned moment_bf16_bits(float x, size_t element, unsigned salt) {
+  const unsigned e = (unsigned)element ^ ((unsigned)(element >> 32) * 0x9E3779B9u);
+  const unsigned b = __float_as_uint(x);
+  if ((b & 0x7F800000u) == 0x7F800000u)
+    return __bfloat16_as_ushort(__float2bfloat16_rn(x));
+  return (b + (hash_bits32(e ^ salt) & 0xFFFFu)) >> 16;
+}
+
+template <int T>
+__device__ __forceinline__ float4 load4(const typename Elem<T>::type *p, size_t i4) {
+  if (T == kF32)
+    return reinterpret_cast<const float4 *>(p)[i4];
+  const uint2 raw = reinterpret_cast<const uint2 *>(p)[i4];
+  return make_float4(__uint_as_float(raw.x << 16), __uint_as_float(raw.x & 0xFFFF0000u),
+                     __uint_as_float(raw.y << 16), __uint_as_float(raw.y & 0xFFFF0000u));
+}
+
+template <int M>
+__device__ __forceinline__ void store_moment4(typename Elem<M>::type *p, size_t i4, float4 x,
+                                              unsigned salt) {
+  if (M == kF32) {
+    reinterpret_cast<float4 *>(p)[i4] = x;
+    return;
+  }
+  const size_t e = i4 * 4;
+  const unsigned lo = moment_bf16_bits(x.x, e, salt) | (moment_bf16_bits(x.y, e + 1, salt) << 16);
+  const unsigned hi = moment_bf16_bits(x.z, e + 2, salt) | (moment_bf16_bits(x.w, e + 3, salt) << 16);
+  reinterpret_cast<uint2 *>(p)[i4] = make_uint2(lo, hi);
+}
+
+template <int M>
+__device__ __forceinline__ void store_moment(typename Elem<M>::type *p, size_t i, float x,
+                                             unsigned salt) {
+  if (M == kF32)
+    reinterpret_cast<float *>(p)[i] = x;
+  else
+    reinterpret_cast<unsigned short *>(p)[i] = (unsigned short)moment_bf16_bits(x, i, salt);
+}
+
+template <int G, int M, size_t N, int THREADS, bool BF16COPY>
 __device__ __forceinline__ void adamw(float *param, const typename Elem<G>::type *grad,
-                                      float *m, float *v, const float *lr_p,
-                                      const int *step_p,
+                                      typename Elem<M>::type *m, typename Elem<M>::type *v,
+                                      const float *lr_p, const int *step_p,
                                       const float *grad_scale, double beta1,
                                       double beta2, double eps, double wd,
                                       bf16 *copy) {
@@ -239,19 +292,14 @@ __device__ __forceinline__ void adamw(float *param, const typename Elem<G>::type
   const float b1 = (float)beta1, b2 = (float)beta2;
   const float a1 = (float)(1.0 - beta1), a2 = (float)(1.0 - beta2);
   const float epsf = (float)eps;
+  const unsigned saltM = hash_bits32((unsigned)*step_p * 2u);
+  const unsigned saltV = hash_bits32((unsigned)*step_p * 2u + 1u);
   for (size_t i4 = (size_t)blockIdx.x * THREADS + threadIdx.x; i4 < N / 4;
        i4 += (size_t)gridDim.x * THREADS) {
     float4 p = reinterpret_cast<float4 *>(param)[i4];
-    float4 gr;
-    if (G == kF32) {
-      gr = reinterpret_cast<const float4 *>(grad)[i4];
-    } else {
-      const uint2 raw = reinterpret_cast<const uint2 *>(grad)[i4];
-      gr = make_float4(__uint_as_float(raw.x << 16), __uint_as_float(raw.x & 0xFFFF0000u),
-                       __uint_as_float(raw.y << 16), __uint_as_float(raw.y & 0xFFFF0000u));
-    }
-    float4 mm = reinterpret_cast<float4 *>(m)[i4];
-    float4 vv = reinterpret_cast<float4 *>(v)[i4];
+    float4 gr = load4<G>(grad, i4);
+    float4 mm = load4<M>(m, i4);
+    float4 vv = load4<M>(v, i4);
     float *pp = &p.x, *gg = &gr.x, *mp = &mm.x, *vp = &vv.x;
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
@@ -262,8 +310,8 @@ __device__ __forceinline__ void adamw(float *param, const typename Elem<G>::type
       pp[j] = pp[j] * decay - lrf * mhat / (sqrtf(vhat) + epsf);
     }
     reinterpret_cast<float4 *>(param)[i4] = p;
-    reinterpret_cast<float4 *>(m)[i4] = mm;
-    reinterpret_cast<float4 *>(v)[i4] = vv;
+    store_moment4<M>(m, i4, mm, saltM);
+    store_moment4<M>(v, i4, vv, saltV);
     if (BF16COPY) {
       __nv_bfloat162 lo = __floats2bfloat162_rn(p.x, p.y);
       __nv_bfloat162 hi = __floats2bfloat162_rn(p.z, p.w);
@@ -276,10 +324,12 @@ __device__ __forceinline__ void adamw(float *param, const typename Elem<G>::type
   if (N % 4 && blockIdx.x == 0 && threadIdx.x < N % 4) {
     const size_t i = (N / 4) * 4 + threadIdx.x;
     const float g = Elem<G>::load(grad + i) * gs;
-    m[i] = b1 * m[i] + a1 * g;
-    v[i] = b2 * v[i] + a2 * g * g;
-    const float mhat = m[i] * c1, vhat = v[i] * c2;
+    const float mi = b1 * Elem<M>::load(m + i) + a1 * g;
+    const float vi = b2 * Elem<M>::load(v + i) + a2 * g * g;
+    const float mhat = mi * c1, vhat = vi * c2;
     param[i] = param[i] * decay - lrf * mhat / (sqrtf(vhat) + epsf);
+    store_moment<M>(m, i, mi, saltM);
+    store_moment<M>(v, i, vi, saltV);
     if (BF16COPY)
       copy[i] = __float2bfloat16_rn(param[i]);
   }

@@ -75,6 +75,26 @@ func.func @forward(%tok: tensor<8xi32> {halo.input = "tokens"}, %tgt: tensor<8xi
 
 // -----
 
+// Tests that moment_dtype = "bf16" makes both moments BF16 state, in and out,
+// while the master stays f32.
+module attributes {halo.train = {lr = 1.0e-3 : f64, warmup_steps = 0 : i64, total_steps = 10 : i64,
+    schedule = "constant", beta1 = 0.9 : f64, beta2 = 0.95 : f64, eps = 1.0e-8 : f64,
+    weight_decay = 0.0 : f64, grad_clip = 1.0 : f64, moment_dtype = "bf16"}} {
+func.func @forward(%tok: tensor<8xi32> {halo.input = "tokens"}, %tgt: tensor<8xi32> {halo.input = "targets"},
+                   %w: tensor<16x12xbf16> {halo.param = "head"}, %emb: tensor<16x12xbf16> {halo.param = "embed", halo.frozen}) -> tensor<f32> {
+  %h = halo.embedding %tok, %emb : (tensor<8xi32>, tensor<16x12xbf16>) -> tensor<8x12xbf16>
+  %y = halo.linear %h, %w {layer = "head"} : (tensor<8x12xbf16>, tensor<16x12xbf16>) -> tensor<8x16xbf16>
+  %l = halo.cross_entropy %y, %tgt : (tensor<8x16xbf16>, tensor<8xi32>) -> tensor<f32>
+  return %l : tensor<f32>
+}
+}
+// CHECK: func.func @train_step({{.*}}tensor<16x12xf32> {halo.param = "head", halo.state = "param"}
+// CHECK-SAME: tensor<16x12xbf16> {halo.param = "head", halo.state = "exp_avg"}
+// CHECK-SAME: tensor<16x12xbf16> {halo.param = "head", halo.state = "exp_avg_sq"}
+// CHECK: halo.adamw {{.*}} : (tensor<16x12xf32>, tensor<16x12xbf16>, tensor<16x12xbf16>, tensor<16x12xbf16>, tensor<f32>, tensor<i32>, tensor<f32>) -> (tensor<16x12xf32>, tensor<16x12xbf16>, tensor<16x12xbf16>)
+
+// -----
+
 // Tests that a forward function without a cross-entropy loss is rejected.
 module attributes {halo.train = {lr = 1.0e-3 : f64, warmup_steps = 0 : i64, total_steps = 10 : i64,
     schedule = "constant", beta1 = 0.9 : f64, beta2 = 0.95 : f64, eps = 1.0e-8 : f64,

@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/cpu/Kernels.h"
+#include "runtime/numerics/Float8.h"
 #include "tests/unit/cpu/TestUtil.h"
 
 #include <gtest/gtest.h>
@@ -52,6 +53,28 @@ TEST(Adamw, ZeroGradientOnlyDecays) {
         1);
   EXPECT_FLOAT_EQ(p[0], 2 * 0.95f);
   EXPECT_FLOAT_EQ(p[1], -4 * 0.95f);
+}
+
+// With round-to-nearest, BF16 v = 0.999 v never decays (the change is below
+// half an ulp); stochastic rounding tracks 0.999^k on average.
+TEST(Adamw, Bf16MomentsDecayOnAverage) {
+  const int64_t n = 4096;
+  const int steps = 100;
+  std::vector<float> p(n, 1), g(n, 0), m(n, 0), v(n, 1);
+  for (int s = 1; s <= steps; ++s)
+    adamw(p.data(), g.data(), m.data(), v.data(), n, 1e-3, 0.9, 0.999, 1e-8, 0, s, true);
+  double mean = 0;
+  for (float x : v) {
+    ASSERT_EQ(x, numerics::roundToBF16(x)) << "v is not stored as BF16";
+    mean += x;
+  }
+  mean /= n;
+  EXPECT_NEAR(mean, std::pow(0.999, steps), 2e-3);
+  std::vector<float> stuck(n, 1);
+  for (int s = 1; s <= steps; ++s)
+    for (float &x : stuck)
+      x = numerics::roundToBF16(0.999f * x);
+  EXPECT_EQ(stuck[0], 1.0f);
 }
 
 TEST(Schedule, BoundarySteps) {

@@ -306,6 +306,16 @@ TEST(ConfigParser, UnknownSchedule) {
               "expected one of \"constant\", \"linear\", \"cosine\", got 2");
 }
 
+TEST(ConfigParser, MomentDtype) {
+  Json json = baseConfig();
+  json["train"]["moment_dtype"] = "bf16";
+  EXPECT_EQ(parseOk(json).train.momentDtype, MomentType::BF16);
+  json["train"]["moment_dtype"] = "fp16";
+  expectError(json, "train.moment_dtype",
+              "unknown moment dtype \"fp16\"; valid "
+              "choices are \"f32\", \"bf16\"");
+}
+
 //===----------------------------------------------------------------------===//
 // HALO section
 //===----------------------------------------------------------------------===//
@@ -500,6 +510,7 @@ TEST(ConfigParser, DefaultsWithModelOnly) {
   EXPECT_DOUBLE_EQ(t.eps, 1e-8);
   EXPECT_DOUBLE_EQ(t.weightDecay, 0.0);
   EXPECT_DOUBLE_EQ(t.gradClip, 1.0);
+  EXPECT_EQ(t.momentDtype, MomentType::F32);
   EXPECT_EQ(t.seed, 0u);
   EXPECT_EQ(config.halo.level, 2);
   EXPECT_EQ(config.halo.precision, Precision::FP8);

@@ -166,6 +166,10 @@ inline std::vector<KernelCase> kernelCases(const ModelShape &m) {
   ab.grad = ElemType::BF16;
   ab.writeBf16Copy = true;
   cases.push_back({"adamw_bf16_grad", [=] { return adamwKernel(ab); }});
+  AdamWParams am = ab; // BF16 moments, rounded stochastically; an odd tail
+  am.moments = ElemType::BF16;
+  am.elements = wElems + 3;
+  cases.push_back({"adamw_bf16_moments", [=] { return adamwKernel(am); }});
   AttentionParams at{T / m.seqLen, m.seqLen, m.heads, m.kvHeads, m.headDim};
   cases.push_back({"attention_fwd", [=] { return attentionForwardKernel(at); }});
   cases.push_back({"attention_bwd", [=] { return attentionBackwardKernel(at); }});

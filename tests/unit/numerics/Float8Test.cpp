@@ -254,5 +254,34 @@ TEST(Scale, QuantizeValueIsTheCodeOfTheScaledValue) {
   EXPECT_EQ(quantizeValue(kNaN, 1.0f, QuantFormat::INT8), 0.0f);
 }
 
+TEST(StochasticRound, PicksANeighbourWithTheRightOdds) {
+  // 1 + 2^-9 lies a quarter of the way from 1 to the next BF16 value 1 + 2^-7.
+  const float x = 1.0f + 0x1p-9f;
+  const float up = 1.0f + 0x1p-7f;
+  int ups = 0;
+  const int draws = 1 << 16;
+  for (int i = 0; i < draws; ++i) {
+    float r = stochasticRoundToBF16(x, hashBits32(uint32_t(i)));
+    ASSERT_TRUE(r == 1.0f || r == up) << r;
+    ups += r == up;
+  }
+  EXPECT_NEAR(double(ups) / draws, 0.25, 0.01);
+  // Exact BF16 values never move; all-zero bits truncate; negatives mirror.
+  EXPECT_EQ(stochasticRoundToBF16(1.5f, 0xFFFF), 1.5f);
+  EXPECT_EQ(stochasticRoundToBF16(x, 0), 1.0f);
+  EXPECT_EQ(stochasticRoundToBF16(-x, 0xFFFF), -up);
+  EXPECT_TRUE(std::isnan(stochasticRoundToBF16(std::nanf(""), 0xFFFF)));
+  EXPECT_EQ(stochasticRoundToBF16(INFINITY, 0xFFFF), INFINITY);
+}
+
+TEST(StochasticRound, MomentBitsDependOnEveryInput) {
+  uint32_t base = momentRoundingBits(5, 1000, 0);
+  EXPECT_EQ(base, momentRoundingBits(5, 1000, 0));
+  EXPECT_NE(base, momentRoundingBits(6, 1000, 0));
+  EXPECT_NE(base, momentRoundingBits(5, 1001, 0));
+  EXPECT_NE(base, momentRoundingBits(5, 1000, 1));
+  EXPECT_NE(base, momentRoundingBits(5, 1000 + (int64_t(1) << 32), 0));
+}
+
 } // namespace
 } // namespace halo::numerics
