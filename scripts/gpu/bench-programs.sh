@@ -8,7 +8,10 @@
 #   blocks3-s2048  examples/bench/llama3-8b-3blocks-s2048.json
 #   blocks3-s512   examples/bench/llama3-8b-3blocks-s512.json
 #   llama-125m     examples/llama-125m.json
-# and each mode: bf16, halo0-fp8, halo1-fp8, halo2-fp8, halo2-int8.
+# and each mode: bf16, halo0-fp8, halo1-fp8, halo2-fp8, halo2-int8, all with
+# BF16 AdamW moments (--moment-dtype bf16; the PyTorch baseline keeps its
+# moments in BF16 too, and no FP32 master at all), plus blocks3-s2048 at
+# bf16-f32m and halo2-fp8-f32m with FP32 moments for comparison.
 # HALOC overrides the compiler (default: $HALO_BUILD_DIR/bin/haloc, else
 # build/bin/haloc).
 set -euo pipefail
@@ -29,7 +32,13 @@ for m in "${models[@]}"; do
   for mode in "${modes[@]}"; do
     out="$dir/${m%%=*}.${mode%%=*}.halo"
     # shellcheck disable=SC2086 # the mode's flags are split on purpose
-    "$haloc" "${m#*=}" ${mode#*=} -o "$out" >/dev/null
+    "$haloc" "${m#*=}" ${mode#*=} --moment-dtype bf16 -o "$out" >/dev/null
     echo "$out"
   done
+done
+for mode in "bf16-f32m=--precision bf16" "halo2-fp8-f32m=--level 2 --precision fp8"; do
+  out="$dir/blocks3-s2048.${mode%%=*}.halo"
+  # shellcheck disable=SC2086
+  "$haloc" examples/bench/llama3-8b-3blocks-s2048.json ${mode#*=} --moment-dtype f32 -o "$out" >/dev/null
+  echo "$out"
 done

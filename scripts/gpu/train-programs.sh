@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run HERE (needs haloc): compiles the programs scripts/gpu/train.sh trains on
 # the GPU machine into ${1:-.carry/train}: tiny at BF16 and HALO-0/1/2 x
-# FP8/INT8, and llama-125m at BF16 and HALO-2 FP8 / INT8.
+# FP8/INT8, and llama-125m at BF16 and HALO-2 FP8 / INT8; tiny HALO-2 FP8 and
+# llama-125m BF16 / HALO-2 FP8 again with BF16 AdamW moments.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 dir="${1:-.carry/train}"
@@ -17,4 +18,8 @@ done
 for p in fp8 int8; do
   "$haloc" examples/llama-125m.json --level 2 --precision "$p" -o "$dir/125m-halo2-$p.halo" >/dev/null
 done
+# BF16 AdamW moments (--moment-dtype bf16) at BF16 and HALO-2 FP8.
+"$haloc" examples/tiny.json --level 2 --precision fp8 --moment-dtype bf16 -o "$dir/tiny-halo2-fp8-bf16m.halo" >/dev/null
+"$haloc" examples/llama-125m.json --precision bf16 --moment-dtype bf16 -o "$dir/125m-bf16-bf16m.halo" >/dev/null
+"$haloc" examples/llama-125m.json --level 2 --precision fp8 --moment-dtype bf16 -o "$dir/125m-halo2-fp8-bf16m.halo" >/dev/null
 ls -la "$dir"
