@@ -129,6 +129,38 @@ void outline(Group g, StringRef kind) {
     op->erase();
 }
 
+/// HALO-2's two quantizers of one E [T, n]: per-tensor Q(H_T E) (the input
+/// gradient) and plain per-tensor Q(E) read only transposed (the weight
+/// gradient), same format. Returns {hadamard, quantize, quantize, transpose}
+/// for the rotated quantize `q`, or an empty group. One kernel then reads E
+/// for both (hadamard_quantize_plain).
+Group leftPlainPair(QuantizeOp q) {
+  auto h = q.getX().getDefiningOp<HadamardOp>();
+  if (!h || !h->hasOneUse() || h.getSide() != HadamardSide::left ||
+      q.getGranularity() != Granularity::tensor)
+    return {};
+  Type format = cast<RankedTensorType>(q.getData().getType()).getElementType();
+  for (Operation *user : h.getX().getUsers()) {
+    auto plain = dyn_cast<QuantizeOp>(user);
+    if (!plain || plain->getBlock() != q->getBlock() ||
+        plain.getGranularity() != Granularity::tensor || !plain.getData().hasOneUse() ||
+        cast<RankedTensorType>(plain.getData().getType()).getElementType() != format)
+      continue;
+    if (auto t = dyn_cast<TransposeOp>(*plain.getData().getUsers().begin()))
+      return {h, q, plain, t};
+  }
+  return {};
+}
+
+/// Moves the ops of `g` (one block) up to its earliest, keeping their order,
+/// so that the group's kernel comes before every reader of its results. Legal
+/// when the operands from outside the group dominate the earliest op.
+void gatherAtFirst(Group g) {
+  llvm::sort(g, [](Operation *a, Operation *b) { return a->isBeforeInBlock(b); });
+  for (size_t i = 1; i < g.size(); ++i)
+    g[i]->moveAfter(g[i - 1]);
+}
+
 /// Outlines `g` if legal; returns whether it did.
 bool tryOutline(const Group &g, StringRef kind, llvm::SmallPtrSetImpl<Operation *> &done) {
   for (Operation *op : g)
@@ -146,6 +178,17 @@ void fuseFunction(func::FuncOp func) {
   Block &block = func.getBody().front();
   llvm::SmallPtrSet<Operation *, 32> done;
   SmallVector<std::pair<Group, std::string>> groups;
+
+  // HALO-2's pairs of E quantizers come first: their ops then skip the
+  // single-quantizer groups below. Gathered at the first of them (the left
+  // rotation), the plain quantize comes before the rotated codes' GEMM;
+  // their only outside operand, E, dominates it.
+  for (Operation &op : block)
+    if (auto q = dyn_cast<QuantizeOp>(op))
+      if (Group g = leftPlainPair(q); !g.empty())
+        groups.push_back({g, "hadamard_quantize_plain"});
+  for (auto &[g, kind] : groups)
+    gatherAtFirst(g);
 
   // Collect the patterns first (outlining erases ops), anchored on their
   // last op.

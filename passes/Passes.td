@@ -154,6 +154,11 @@ def HaloFuse : Pass<"halo-fuse", "::mlir::ModuleOp"> {
   let description = [{
     Groups, in this order, then gives every remaining non-GEMM op a kernel of
     its own:
+    - `hadamard_quantize_plain`: HALO-2's two per-tensor quantizers of one E,
+      quantize(hadamard(E) {side = left}) and quantize(E) whose codes only a
+      transpose reads (same format), with that transpose: one kernel reads E
+      once for both; its ops move up to the first of them, before the
+      GEMMs that read its results;
     - `hadamard_quantize`: quantize(hadamard(x)) -- the rotated BF16 tensor
       never reaches memory; with the transpose of its codes when nothing
       else reads them (the kernel writes K-major codes directly);

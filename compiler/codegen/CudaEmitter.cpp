@@ -45,36 +45,62 @@ LogicalResult add(exec::KernelOp kernel, std::vector<ck::GeneratedKernel> &parts
   return success();
 }
 
-LogicalResult emitHadamardQuantize(exec::KernelOp kernel, Block &body, bool rotate, int targetSm,
-                                   std::vector<ck::GeneratedKernel> &parts) {
-  auto q = find<QuantizeOp>(body);
+/// The generator parameters of quantize `q` of (hadamard `h` of) x, or of
+/// plain x when `h` is null.
+ck::HadamardQuantizeParams quantizeParams(QuantizeOp q, HadamardOp h, int targetSm) {
   ck::HadamardQuantizeParams p;
   p.targetSm = targetSm;
   Value x = q.getX();
-  if (rotate) {
-    auto h = find<HadamardOp>(body);
+  if (h) {
     x = h.getX();
     p.side = h.getSide() == HadamardSide::left ? ck::HadamardSide::Left : ck::HadamardSide::Right;
     p.transposed = h.getTransposed();
   }
-  p.rotate = rotate;
+  p.rotate = static_cast<bool>(h);
   p.rows = dim(x, 0);
   p.cols = dim(x, 1);
   p.input = elemOf(x);
   p.format = typeOf(q.getData()).getElementType().isSignlessInteger(8)
                  ? numerics::QuantFormat::INT8
                  : numerics::QuantFormat::FP8E4M3;
-  if (q.getGranularity() == Granularity::col)
-    return kernel.emitError("CUDA emission of ")
-           << kernel.getName() << ": column-wise scales have no generator yet";
   p.granularity =
       q.getGranularity() == Granularity::row ? ck::ScaleGranularity::Row : ck::ScaleGranularity::Tensor;
-  p.transposedOutput = static_cast<bool>(find<TransposeOp>(body));
+  auto users = q.getData().getUsers();
+  p.transposedOutput = llvm::any_of(users, [](Operation *u) { return isa<TransposeOp>(u); });
   // The [rows, cols] codes leave the kernel too when other ops read them.
-  p.bothLayouts = p.transposedOutput && llvm::any_of(q.getData().getUsers(), [](Operation *u) {
-                    return isa<exec::YieldOp>(u);
-                  });
-  return add(kernel, parts, ck::hadamardQuantizeKernel(p));
+  p.bothLayouts = p.transposedOutput &&
+                  llvm::any_of(users, [](Operation *u) { return isa<exec::YieldOp>(u); });
+  return p;
+}
+
+/// hadamard_quantize / quantize: one quantizer. hadamard_quantize_plain
+/// (Q(H x) and plain Q(x)^T of one x): one part that writes both where the
+/// generator can (the left cluster form), else two parts, the rotated
+/// quantizer and then the plain one (the GPU executor binds them in that
+/// order).
+LogicalResult emitHadamardQuantize(exec::KernelOp kernel, Block &body, int targetSm,
+                                   std::vector<ck::GeneratedKernel> &parts) {
+  auto h = find<HadamardOp>(body);
+  QuantizeOp rotated, plain;
+  for (Operation &op : body)
+    if (auto q = dyn_cast<QuantizeOp>(op)) {
+      if (q.getGranularity() == Granularity::col)
+        return kernel.emitError("CUDA emission of ")
+               << kernel.getName() << ": column-wise scales have no generator yet";
+      (h && q.getX() == h.getResult() ? rotated : plain) = q;
+    }
+  if (!rotated || !plain)
+    return add(kernel, parts,
+               ck::hadamardQuantizeKernel(quantizeParams(rotated ? rotated : plain, h, targetSm)));
+  ck::HadamardQuantizeParams p = quantizeParams(rotated, h, targetSm);
+  ck::HadamardQuantizeParams pp = quantizeParams(plain, HadamardOp(), targetSm);
+  p.plainTransposed = pp.format == p.format && pp.transposedOutput && !pp.bothLayouts;
+  if (p.plainTransposed && ck::plainTransposedFits(p))
+    return add(kernel, parts, ck::hadamardQuantizeKernel(p));
+  p.plainTransposed = false;
+  if (failed(add(kernel, parts, ck::hadamardQuantizeKernel(p))))
+    return failure();
+  return add(kernel, parts, ck::hadamardQuantizeKernel(pp));
 }
 
 LogicalResult emitOptimizer(exec::KernelOp kernel, Block &body,
@@ -143,8 +169,8 @@ LogicalResult emitKernel(exec::KernelOp kernel, int targetSm,
                          std::vector<ck::GeneratedKernel> &parts) {
   Block &body = kernel.getBody().front();
   StringRef kind = kernel.getKind();
-  if (kind == "hadamard_quantize" || kind == "quantize")
-    return emitHadamardQuantize(kernel, body, kind == "hadamard_quantize", targetSm, parts);
+  if (kind == "hadamard_quantize" || kind == "quantize" || kind == "hadamard_quantize_plain")
+    return emitHadamardQuantize(kernel, body, targetSm, parts);
   if (kind == "hadamard") {
     auto h = find<HadamardOp>(body);
     ck::HadamardParams p;

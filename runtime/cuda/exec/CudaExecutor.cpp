@@ -506,6 +506,21 @@ Status CudaFunction::bindKernel(const cpu::ScheduleStep &s, const cpu::CudaKerne
     if (both)
       bind("codesT", t->results[0]);
     bind("rowScale", q->results[1]);
+  } else if (kind == "hadamard_quantize_plain") {
+    // Q(H x) and plain Q(x)^T (hadamard, two quantizes, the transpose).
+    const cpu::Op *h = find(OpKind::Hadamard), *t = find(OpKind::Transpose);
+    const cpu::Op *q = find(OpKind::Quantize), *plain = find(OpKind::Quantize, 1);
+    if (!h || !t || !plain)
+      return Status::error(fmt::format("kernel {}: expected a hadamard, two quantizes and a "
+                                       "transpose",
+                                       s.kernel));
+    if (q->operands[0] != h->results[0])
+      std::swap(q, plain);
+    bind("x", h->operands[0]);
+    bind("scale", q->results[1]);
+    bind("codes", q->results[0]);
+    bind("plainScale", plain->results[1]);
+    bind("plainCodesT", t->results[0]);
   } else if (kind == "hadamard") {
     bind("x", first->operands[0]);
     bind("y", first->results[0]);
@@ -633,6 +648,13 @@ Status CudaFunction::bindKernel(const cpu::ScheduleStep &s, const cpu::CudaKerne
   const cpu::Op *norm = find(OpKind::GlobalNorm), *clip = find(OpKind::ClipCoef);
   size_t sumsq = 0, adam = 0;
   for (const cpu::KernelPart &part : kernel.parts) {
+    // hadamard_quantize_plain in two parts (no generator writes both there):
+    // the second is the plain quantizer.
+    if (kind == "hadamard_quantize_plain" && kernel.parts.size() == 2 &&
+        &part == &kernel.parts.back()) {
+      names["scale"] = names["plainScale"];
+      names["codes"] = names["plainCodesT"];
+    }
     bool twoPass = false;
     for (const cpu::KernelLaunch &l : part.launches)
       twoPass |= endsWith(l.entry, "_pass1");

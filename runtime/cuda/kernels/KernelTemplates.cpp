@@ -376,6 +376,14 @@ std::string floatLiteral(float value) {
 // Hadamard + quantize
 //===----------------------------------------------------------------------===//
 
+bool plainTransposedFits(const HadamardQuantizeParams &p) {
+  if (p.side != HadamardSide::Left || !p.rotate || p.granularity != ScaleGranularity::Tensor ||
+      p.swigluInput)
+    return false;
+  auto geo = leftGeometry(p.rows, p.cols, p.targetSm, p.input, "");
+  return geo.ok() && geo->cluster > 0;
+}
+
 StatusOr<GeneratedKernel>
 hadamardQuantizeKernel(const HadamardQuantizeParams &p) {
   const std::string what = "hadamardQuantizeKernel";
@@ -383,6 +391,9 @@ hadamardQuantizeKernel(const HadamardQuantizeParams &p) {
     return invalid(what, "empty tensor [" + str(p.rows) + ", " + str(p.cols) + "]");
   if (p.swigluInput && p.input != ElemType::BF16)
     return invalid(what, "swigluInput needs BF16 inputs");
+  if (p.plainTransposed && !plainTransposedFits(p))
+    return invalid(what, "plainTransposed needs the left side's cluster form (targetSm >= 90, "
+                         "BF16, per tensor, 2048..8192 rows of size 2^k, cols a multiple of 16)");
   const bool sw = p.swigluInput;
   const std::string in = elemCType(p.input);
   const std::string xParams =
@@ -409,21 +420,35 @@ hadamardQuantizeKernel(const HadamardQuantizeParams &p) {
     k.program = "halo_hql_" + str(p.rows) + "x" + str(p.cols) + "_" +
                 fmtTag(p.format) + (p.transposed ? "_ht" : "") +
                 (p.input == ElemType::F32 ? "_f32" : "") +
-                (g.cluster ? "_cl" + str(g.cluster) : "");
+                (g.cluster ? "_cl" + str(g.cluster) : "") +
+                (p.plainTransposed ? "_plain" : "");
     // H x uses H_K rows as written for the output index: sign H_K[c][a].
     std::string w = signTable(static_cast<int>(g.K), p.transposed);
     std::string scaleH = floatLiteral(inverseSqrt(p.rows));
     k.workspaceBytes = 8;
     if (g.cluster) {
       std::string src = "const __nv_bfloat16* __restrict__ src";
-      std::string targs = "<" + str(g.cluster) + ", " + fmt + ">(src, " + str(g.C) +
-                          ", " + scaleH;
-      addClusterEntry(k, w, g, "_absmax", src + ", unsigned* ws, float* scale, float* absmax",
-                      "  halo::hadc_absmax" + targs + ", ws, scale, absmax);\n");
+      const bool plain = p.plainTransposed;
+      std::string targs = "<" + str(g.cluster) + ", " + fmt + ", " +
+                          (plain ? "true" : "false") + ">(src, " + str(g.C) + ", " + scaleH;
+      addClusterEntry(k, w, g, "_absmax",
+                      src + ", unsigned* ws, float* scale, float* absmax" +
+                          (plain ? ", float* plainScale" : ""),
+                      "  halo::hadc_absmax" + targs + ", ws, scale, absmax, " +
+                          (plain ? "plainScale" : "nullptr") + ");\n");
       addClusterEntry(k, w, g, "_quant",
                       src + ", const float* __restrict__ scale, "
-                            "unsigned char* __restrict__ codes, unsigned* ws",
-                      "  halo::hadc_apply" + targs + ", scale, codes, ws);\n");
+                            "unsigned char* __restrict__ codes, " +
+                          (plain ? "const float* __restrict__ plainScale, "
+                                   "unsigned char* __restrict__ plainCodesT, "
+                                 : "") +
+                          "unsigned* ws",
+                      "  halo::hadc_apply" + targs + ", scale, codes, " +
+                          (plain ? "plainScale, plainCodesT" : "nullptr, nullptr") +
+                          ", ws);\n");
+      // ws[4..5]: the plain scale's absmax and arrivals.
+      if (plain)
+        k.workspaceBytes = 24;
       k.source = assemble(k.program, {"hadamard_cols.cuh", "hadamard_rows.cuh"}, w);
       return k;
     }

@@ -126,7 +126,13 @@ enum class HadamardOrder { Exact, Fast };
 /// BF16 x, K = 1 and 2048..8192 rows (cols a multiple of 16) the split is
 /// replaced by thread-block clusters (program suffix _cl<X>): one pass,
 /// <p>_absmax(src, ws, scale, absmax) <p>_quant(src, scale, codes, ws) with
-/// src = x and ws 16 bytes (workspaceBytes).
+/// src = x and ws 16 bytes (workspaceBytes). plainTransposed (cluster form
+/// only, plainTransposedFits): the same two launches also quantize x itself,
+/// unrotated, with a scale of its own, into transposed codes [cols, rows]
+/// (HALO-2 reads E once for Q(H_T E) and Q(E)^T):
+///   <p>_absmax(src, ws, scale, absmax, float* plainScale)
+///   <p>_quant(src, scale, codes, const float* plainScale,
+///             uint8_t* plainCodesT, ws), ws 24 bytes.
 /// swigluInput: x = bf16(silu(g) * u) computed on load from two BF16
 /// tensors (x is g; u follows x in every signature); right side only.
 struct HadamardQuantizeParams {
@@ -143,6 +149,8 @@ struct HadamardQuantizeParams {
   /// With transposedOutput: the [rows, cols] codes too (their other readers);
   /// right side, rows and cols multiples of 64.
   bool bothLayouts = false;
+  /// Left side: plain Q(x)^T as well (see above).
+  bool plainTransposed = false;
   ElemType input = ElemType::BF16;
   bool swigluInput = false;
   /// Right side only.
@@ -158,6 +166,9 @@ struct HadamardQuantizeParams {
   int blocksPerSm = 0;
 };
 StatusOr<GeneratedKernel> hadamardQuantizeKernel(const HadamardQuantizeParams &);
+/// Whether hadamardQuantizeKernel takes p with plainTransposed set: the left
+/// side's cluster form (targetSm >= 90, BF16, K = 1, 2048..8192 rows).
+bool plainTransposedFits(const HadamardQuantizeParams &p);
 
 //===----------------------------------------------------------------------===//
 // 2. Plain Hadamard (un-rotating GEMM outputs; HALO-2's left rotation)

@@ -263,6 +263,13 @@ __device__ __forceinline__ void hadl_apply(const LOAD &ld, size_t C,
 // Row l is stored at l ^ bit4(l) (row pairs swap in odd 16-row blocks), so
 // every phase's 8- and 16-byte shared accesses are conflict-free.
 //
+// Plain per-tensor Q(x) of the same input (HALO-2's Q(E)^T next to
+// Q(H_T E)), PLAIN: the phase-0 registers of a thread are 16 consecutive
+// rows x 4 columns of x, i.e. 16 contiguous bytes of 4 rows of the
+// transposed codes [C, T]. _absmax folds max |x| of them into a second
+// scale (ws[4..5]), _quant writes those codes with it: x is read twice for
+// both quantizers instead of four times.
+//
 // Persistent: the grid is about the resident clusters (2 CTAs per SM) and
 // clusters take tiles from a counter in ws[2] (ws[3] counts finished
 // clusters; the last one zeroes both), two tiles ahead, so that each CTA
@@ -373,10 +380,10 @@ template <int X> struct ColCluster {
   static constexpr int TILE_FLOATS = L * CW;
   static constexpr int ITEMS = 8 / X; // phase-2 row pairs per thread
   static_assert(X == 2 || X == 4 || X == 8, "cluster of 2, 4 or 8 CTAs");
-  /// Shared memory: the tile, 32 floats for block reductions, X for the
-  /// ranks' maxima, 4 tile numbers (rank 0's are read by the cluster) and a
-  /// sink word.
-  static constexpr int RED = TILE_FLOATS, RANKS = RED + 32, SLOTS = RANKS + 8;
+  /// Shared memory: the tile, 32 floats for block reductions, 2 X for the
+  /// ranks' maxima (rotated, plain), 4 tile numbers (rank 0's are read by the
+  /// cluster) and a sink word.
+  static constexpr int RED = TILE_FLOATS, RANKS = RED + 32, SLOTS = RANKS + 16;
   static_assert((SLOTS + 5) * 4 <= TILE_FLOATS * 4 + 256, "the generator's size");
 
   static __device__ __forceinline__ int phys(int l) { return l ^ ((l >> 4) & 1); }
@@ -447,6 +454,42 @@ template <int X> struct ColCluster {
 #pragma unroll
     for (int j = 0; j < 32; ++j)
       *reinterpret_cast<float2 *>((j & 1 ? po : pe) + (j << 8)) = make_float2(w[j][0], w[j][1]);
+  }
+
+  /// max(m, |x|) over the fetched values, pairwise (max.bf16x2 skips a NaN
+  /// like fmaxf and the oracle's std::max; exact, as BF16 -> FP32 is).
+  static __device__ __forceinline__ __nv_bfloat162 absmax_plain(const uint2 (&raw)[16],
+                                                                __nv_bfloat162 m) {
+#pragma unroll
+    for (int k = 0; k < 16; ++k) {
+      m = __hmax2(m, __habs2(*reinterpret_cast<const __nv_bfloat162 *>(&raw[k].x)));
+      m = __hmax2(m, __habs2(*reinterpret_cast<const __nv_bfloat162 *>(&raw[k].y)));
+    }
+    return m;
+  }
+
+  /// The plain codes of the fetched values into codes_t [C, T]: column
+  /// c0 + 4 (t % 4) + e gets 16 bytes, rows row0 + 16 (t / 4) .. + 15.
+  template <int FMT>
+  static __device__ __forceinline__ void quantize_plain_t(const uint2 (&raw)[16], size_t T,
+                                                          size_t row0, size_t c0, float s,
+                                                          float rcp, unsigned char *codes_t) {
+    unsigned char *dst = codes_t + (c0 + 4 * (threadIdx.x & 3)) * T + row0 + 16 * (threadIdx.x >> 2);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      unsigned w[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        float v[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const unsigned b = e < 2 ? raw[4 * j + i].x : raw[4 * j + i].y;
+          v[i] = __uint_as_float(e & 1 ? b & 0xFFFF0000u : b << 16);
+        }
+        w[j] = quantize4_rcp<FMT>(v, s, rcp);
+      }
+      *reinterpret_cast<uint4 *>(dst + e * T) = make_uint4(w[0], w[1], w[2], w[3]);
+    }
   }
 
   /// Local row l of phase-2 item i, half hf (rows l and l + 512).
@@ -528,11 +571,13 @@ template <int X> struct ColCluster {
 
 #if HALO_CLUSTERS
   /// The persistent loop over the tiles of columns [0, C): for each tile,
+  /// input(raw, c0) (the thread's phase-0 values, before the rotation),
   /// consume(w) (the gathered values; returns a value that depends on all of
   /// them) and then emit(w, c0). ws[2..3]: the self-resetting tile counter.
-  template <class CONSUME, class EMIT>
+  template <class INPUT, class CONSUME, class EMIT>
   static __device__ __forceinline__ void run(const bf16 *x, size_t C, unsigned *ws,
-                                             CONSUME &&consume, EMIT &&emit) {
+                                             INPUT &&input, CONSUME &&consume,
+                                             EMIT &&emit) {
     extern __shared__ __align__(16) unsigned char smem[];
     float *tile = reinterpret_cast<float *>(smem);
     int *slots = reinterpret_cast<int *>(tile + SLOTS);
@@ -558,6 +603,7 @@ template <int X> struct ColCluster {
     for (int k = 0; cur < tiles; ++k) {
       if (leader)
         slots[2 + (k & 1)] = (int)atomicAdd(&ws[2], 1u);
+      input(raw, (size_t)cur * CW);
       local(raw, tile);
       cluster_arrive_shared();
       cluster_wait();
@@ -596,7 +642,7 @@ __device__ __forceinline__ void hadc_store(const bf16 *x, size_t C, float scale_
   typedef ColCluster<X> CC;
   const unsigned rank = cluster_rank();
   CC::run(
-      x, C, ws,
+      x, C, ws, [](const uint2 (&)[16], size_t) {},
       [&](float4 (&w)[CC::ITEMS][2][X]) {
         CC::template mix<X>(w);
         return CC::depend(w);
@@ -621,19 +667,25 @@ __device__ __forceinline__ void hadc_store(const bf16 *x, size_t C, float scale_
 /// Per-tensor absmax: the last stage is not formed (max(|a + b|, |a - b|) =
 /// RN(|a| + |b|), see RowWide::absmax_b) and 1/sqrt(T) multiplies the
 /// maximum once. Ranks fold their maxima into rank 0's shared memory; rank 0
-/// publishes (one arrival per cluster).
-template <int X, int FMT>
+/// publishes (one arrival per cluster). PLAIN: also max |x| -> *plain_scale
+/// (ws[4..5]).
+template <int X, int FMT, bool PLAIN>
 __device__ __forceinline__ void hadc_absmax(const bf16 *x, size_t C, float scale_h,
                                             unsigned *ws, float *scale_out,
-                                            float *absmax_out) {
+                                            float *absmax_out, float *plain_scale_out) {
 #if HALO_CLUSTERS
   typedef ColCluster<X> CC;
   extern __shared__ __align__(16) unsigned char smem[];
   float *red = reinterpret_cast<float *>(smem) + CC::RED;
   float *ranks = reinterpret_cast<float *>(smem) + CC::RANKS;
   float amax = 0.0f;
+  __nv_bfloat162 plain = __float2bfloat162_rn(0.0f);
   CC::run(
       x, C, ws,
+      [&](const uint2 (&raw)[16], size_t) {
+        if constexpr (PLAIN)
+          plain = CC::absmax_plain(raw, plain);
+      },
       [&](float4 (&w)[CC::ITEMS][2][X]) {
         CC::template mix<X / 2>(w);
 #pragma unroll
@@ -653,6 +705,12 @@ __device__ __forceinline__ void hadc_absmax(const bf16 *x, size_t C, float scale
   amax = block_max<CC::THREADS>(amax, red);
   if (threadIdx.x == 0)
     st_cluster(cluster_addr(ranks + rank, 0), amax);
+  if constexpr (PLAIN) {
+    const float p = block_max<CC::THREADS>(
+        fmaxf(__low2float(plain), __high2float(plain)), red);
+    if (threadIdx.x == 0)
+      st_cluster(cluster_addr(ranks + 8 + rank, 0), p);
+  }
   cluster_arrive_release();
   cluster_wait();
   if (rank == 0 && threadIdx.x == 0) {
@@ -661,6 +719,13 @@ __device__ __forceinline__ void hadc_absmax(const bf16 *x, size_t C, float scale
     for (int r = 1; r < X; ++r)
       m = fmaxf(m, ranks[r]);
     publish_absmax<FMT>(m * scale_h, ws, scale_out, absmax_out, gridDim.x / X);
+    if constexpr (PLAIN) {
+      float p = ranks[8];
+#pragma unroll
+      for (int r = 1; r < X; ++r)
+        p = fmaxf(p, ranks[8 + r]);
+      publish_absmax<FMT>(p, ws + 4, plain_scale_out, nullptr, gridDim.x / X);
+    }
   }
 #else
   __trap();
@@ -668,18 +733,30 @@ __device__ __forceinline__ void hadc_absmax(const bf16 *x, size_t C, float scale
 }
 
 /// Per-tensor quantize with the device scale (quantize_rcp's codes, the
-/// same as x / scale).
-template <int X, int FMT>
+/// same as x / scale). PLAIN: also the plain codes of x with *plain_scale
+/// into plain_codes_t [C, T].
+template <int X, int FMT, bool PLAIN>
 __device__ __forceinline__ void hadc_apply(const bf16 *x, size_t C, float scale_h,
                                            const float *scale_in, unsigned char *out,
-                                           unsigned *ws) {
+                                           const float *plain_scale_in,
+                                           unsigned char *plain_codes_t, unsigned *ws) {
 #if HALO_CLUSTERS
   typedef ColCluster<X> CC;
   const unsigned rank = cluster_rank();
   const float s = *scale_in;
   const float rcp = __frcp_rn(s);
+  float ps = 0.0f, prcp = 0.0f;
+  if constexpr (PLAIN) {
+    ps = *plain_scale_in;
+    prcp = __frcp_rn(ps);
+  }
   CC::run(
       x, C, ws,
+      [&](const uint2 (&raw)[16], size_t c0) {
+        if constexpr (PLAIN)
+          CC::template quantize_plain_t<FMT>(raw, (size_t)X * CC::L, (size_t)rank * CC::L, c0,
+                                             ps, prcp, plain_codes_t);
+      },
       [&](float4 (&w)[CC::ITEMS][2][X]) {
         CC::template mix<X>(w);
         return CC::depend(w);

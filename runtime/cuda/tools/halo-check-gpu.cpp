@@ -469,7 +469,8 @@ Status checkStep(Gpu &gpu, cuda::CudaFunction &f, size_t i, const std::set<int64
   // never goes to memory), where the unfused graph rounds it to BF16; its
   // oracle therefore runs exact (its inputs are already BF16 values), and
   // the codes must then be bit-identical.
-  bool fp32Rotation = record["group"].get<std::string>() == "hadamard_quantize";
+  const std::string &kind = record["group"].get_ref<const std::string &>();
+  bool fp32Rotation = kind == "hadamard_quantize" || kind == "hadamard_quantize_plain";
   if (valid.ok())
     expected = cpu::Interpreter<float>(stepFunction(fn, s, ins, outs),
                                        cpu::InterpreterOptions{fp32Rotation})

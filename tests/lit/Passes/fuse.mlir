@@ -97,6 +97,41 @@ func.func @both_layouts(%e: tensor<128x64xbf16>, %wq: tensor<192x64xf8E4M3FN>, %
 
 // -----
 
+// Tests that HALO-2's two quantizers of one E, Q(H_T E) for the input
+// gradient and plain Q(E) read transposed by the weight gradient, become one
+// kernel that yields the rotated codes and scale, the plain scale and the
+// transposed plain codes; it moves up before the first GEMM. A plain
+// quantize whose codes are also read row-major keeps a kernel of its own.
+// CHECK-LABEL: func.func @left_and_plain
+func.func @left_and_plain(%e: tensor<128x64xbf16>, %wq: tensor<64x32xf8E4M3FN>,
+                          %xt: tensor<32x128xf8E4M3FN>, %s: tensor<f32>, %f: tensor<128x64xbf16>)
+    -> (tensor<128x32xbf16>, tensor<64x32xf32>, tensor<128x64xf8E4M3FN>, tensor<64x128xf8E4M3FN>, tensor<128x64xf8E4M3FN>) {
+  // CHECK: %[[K:.+]]:4 = exec.kernel "halo_hadamard_quantize_plain_128x64_{{[0-9a-f]+}}" kind "hadamard_quantize_plain"(%arg0)
+  // CHECK-NEXT: ^bb0(%[[A:.+]]: tensor<128x64xbf16>):
+  // CHECK-NEXT: %[[H:.+]] = halo.hadamard %[[A]] {side = #halo.side<left>}
+  // CHECK-NEXT: %[[Q:.+]], %[[S:.+]] = halo.quantize %[[H]]
+  // CHECK-NEXT: %[[P:.+]], %[[PS:.+]] = halo.quantize %[[A]]
+  // CHECK-NEXT: %[[T:.+]] = halo.transpose %[[P]]
+  // CHECK-NEXT: exec.yield %[[Q]], %[[S]], %[[PS]], %[[T]]
+  %h = halo.hadamard %e {side = #halo.side<left>} : (tensor<128x64xbf16>) -> tensor<128x64xbf16>
+  %hq, %hs = halo.quantize %h {granularity = #halo.granularity<tensor>} : (tensor<128x64xbf16>) -> (tensor<128x64xf8E4M3FN>, tensor<f32>)
+  // CHECK: halo.qmatmul %[[K]]#0, %[[K]]#1, %arg1, %arg3 :
+  %dx = halo.qmatmul %hq, %hs, %wq, %s : (tensor<128x64xf8E4M3FN>, tensor<f32>, tensor<64x32xf8E4M3FN>, tensor<f32>) -> tensor<128x32xbf16>
+  %eq, %es = halo.quantize %e {granularity = #halo.granularity<tensor>} : (tensor<128x64xbf16>) -> (tensor<128x64xf8E4M3FN>, tensor<f32>)
+  %et = halo.transpose %eq : (tensor<128x64xf8E4M3FN>) -> tensor<64x128xf8E4M3FN>
+  // CHECK: halo.qmatmul %[[K]]#3, %[[K]]#2, %arg2, %arg3 {transpose_b}
+  %dw = halo.qmatmul %et, %es, %xt, %s {transpose_b} : (tensor<64x128xf8E4M3FN>, tensor<f32>, tensor<32x128xf8E4M3FN>, tensor<f32>) -> tensor<64x32xf32>
+  // CHECK: exec.kernel "halo_hadamard_quantize_128x64_{{[0-9a-f]+}}" kind "hadamard_quantize"(%arg4)
+  // CHECK: exec.kernel "halo_quantize_128x64_{{[0-9a-f]+}}" kind "quantize"(%arg4)
+  %fh = halo.hadamard %f {side = #halo.side<left>} : (tensor<128x64xbf16>) -> tensor<128x64xbf16>
+  %fhq, %fhs = halo.quantize %fh {granularity = #halo.granularity<tensor>} : (tensor<128x64xbf16>) -> (tensor<128x64xf8E4M3FN>, tensor<f32>)
+  %fq, %fs = halo.quantize %f {granularity = #halo.granularity<tensor>} : (tensor<128x64xbf16>) -> (tensor<128x64xf8E4M3FN>, tensor<f32>)
+  %ft = halo.transpose %fq : (tensor<128x64xf8E4M3FN>) -> tensor<64x128xf8E4M3FN>
+  return %dx, %dw, %fhq, %ft, %fq : tensor<128x32xbf16>, tensor<64x32xf32>, tensor<128x64xf8E4M3FN>, tensor<64x128xf8E4M3FN>, tensor<128x64xf8E4M3FN>
+}
+
+// -----
+
 // Tests that the residual stream's gradient (rms_norm_grad's dx plus the
 // gradient around the block) is summed inside the rms_norm_grad kernel, which
 // yields dweight and the sum, while a dx read elsewhere keeps its own add.

@@ -82,6 +82,29 @@ TEST(CudaEmit, EveryKernelOfEveryExampleCompiles) {
               seconds);
 }
 
+// Tests that HALO-2's two quantizers of each E (Q(H_T E), plain Q(E)^T) are
+// one kernel: one generated part writing both at Llama-3-8B (T = 8192, the
+// sm_90 cluster form), the rotated quantizer and then the plain one where
+// that form does not apply (the tiny model's T = 512). Both models have 3
+// distinct E shapes (q/o/down, k/v, gate/up).
+TEST(CudaEmit, LeftAndPlainQuantizersOfOneEShareAKernel) {
+  for (auto [model, parts] : {std::pair{"llama-3-8b.json", size_t{1}}, {"tiny.json", size_t{2}}}) {
+    size_t pairs = 0;
+    for (const EmittedKernel &k : emit(model, 2, frontend::Precision::FP8)) {
+      if (k.kind != "hadamard_quantize_plain")
+        continue;
+      ++pairs;
+      ASSERT_EQ(k.parts.size(), parts) << k.name;
+      EXPECT_EQ(k.parts[0].program.rfind("halo_hql_", 0), 0u) << k.parts[0].program;
+      if (parts == 1)
+        EXPECT_NE(k.parts[0].program.find("_plain"), std::string::npos) << k.parts[0].program;
+      else
+        EXPECT_EQ(k.parts[1].program.rfind("halo_hqp_", 0), 0u) << k.parts[1].program;
+    }
+    EXPECT_EQ(pairs, 3u) << model;
+  }
+}
+
 // Tests that a kernel kind without a generator is a clear error, not a crash.
 TEST(CudaEmit, UnsupportedKindNamesTheKernel) {
   mlir::MLIRContext context;

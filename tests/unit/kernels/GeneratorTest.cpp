@@ -283,6 +283,38 @@ TEST(Generator, LeftHadamardClusterForm) {
   EXPECT_EQ(r->workspaceBytes, 16u);
 }
 
+TEST(Generator, LeftHadamardWithPlainTransposed) {
+  HadamardQuantizeParams p;
+  p.rows = 8192;
+  p.cols = 14336;
+  p.side = HadamardSide::Left;
+  p.targetSm = 90;
+  p.plainTransposed = true;
+  ASSERT_TRUE(plainTransposedFits(p));
+  auto k = hadamardQuantizeKernel(p);
+  ASSERT_TRUE(k.ok()) << k.status().message();
+  ASSERT_EQ(k->launches.size(), 2u); // the same two passes write both
+  EXPECT_EQ(k->program, "halo_hql_8192x14336_fp8_cl8_plain");
+  EXPECT_EQ(k->workspaceBytes, 24u); // + the plain absmax and its arrivals
+  EXPECT_NE(k->find("_absmax")->signature.find("float* plainScale"), std::string::npos);
+  EXPECT_NE(k->find("_quant")->signature.find("plainScale"), std::string::npos);
+  EXPECT_NE(k->find("_quant")->signature.find("plainCodesT"), std::string::npos);
+  EXPECT_NE(k->source.find("hadc_apply<8, halo::kFP8, true>"), std::string::npos);
+  // Only the cluster form: elsewhere the emitter keeps two quantizers.
+  auto fits = [&](auto change) {
+    HadamardQuantizeParams q = p;
+    change(q);
+    EXPECT_FALSE(hadamardQuantizeKernel(q).ok());
+    return plainTransposedFits(q);
+  };
+  EXPECT_FALSE(fits([](auto &q) { q.targetSm = 89; }));
+  EXPECT_FALSE(fits([](auto &q) { q.rows = 512; }));
+  EXPECT_FALSE(fits([](auto &q) { q.rows = 16384; }));
+  EXPECT_FALSE(fits([](auto &q) { q.input = ElemType::F32; }));
+  EXPECT_FALSE(fits([](auto &q) { q.side = HadamardSide::Right; }));
+  EXPECT_FALSE(fits([](auto &q) { q.granularity = ScaleGranularity::Row; }));
+}
+
 TEST(Generator, RejectsBadShapes) {
   HadamardQuantizeParams p;
   p.rows = 4;

@@ -100,6 +100,12 @@ inline std::vector<KernelCase> kernelCases(const ModelShape &m) {
         c.format = QuantFormat::FP8E4M3;
         c.targetSm = 90;
         hq("hql_fp8_cluster_" + std::to_string(n), c);
+        // With plain Q(E)^T from the same kernels (HALO-2's weight gradient).
+        c.plainTransposed = true;
+        c.format = n == m.ffn ? QuantFormat::FP8E4M3 : QuantFormat::INT8;
+        hq(std::string("hql_") + (n == m.ffn ? "fp8" : "i8") + "_cluster_plain_" +
+               std::to_string(n),
+           c);
       }
     }
   }

@@ -378,6 +378,9 @@ public:
   /// one-pass cluster form; otherwise for an unknown device (two passes).
   void hadamardQuantLeft(size_t rows, size_t cols, QuantFormat f, bool timing,
                          bool cluster = false);
+  /// Q(H x) and plain Q(x)^T from one kernel pair (plainTransposed, the
+  /// cluster form for this device), timed against the two quantizers apart.
+  void hadamardQuantLeftPlain(size_t rows, size_t cols, QuantFormat f, bool timing);
   void swigluQuant(size_t rows, size_t cols);
   void hadamardPlain(size_t rows, size_t cols, HadamardSide side, bool transposed,
                      ElemType in, ElemType out, bool timing, bool cluster = false);
@@ -673,6 +676,95 @@ void Checker::hadamardQuantLeft(size_t rows, size_t cols, QuantFormat f,
       << (two ? "pass1 " + std::to_string(m1 * 1e3) + " + " : std::string())
       << "absmax " << ma * 1e3 << " + quant " << mq * 1e3 << "); R+W " << bw
       << " GB/s = " << 100.0 * bw / copyBw << "% of copy bandwidth " << copyBw << " GB/s";
+    rep_.log << "[TIME] " << t.str() << std::endl;
+    timings.push_back(t.str());
+  }
+}
+
+void Checker::hadamardQuantLeftPlain(size_t rows, size_t cols, QuantFormat f, bool timing) {
+  std::string name = "hadamard_quant_left_plain_" + std::to_string(rows) + "x" +
+                     std::to_string(cols) + (f == QuantFormat::FP8E4M3 ? "_fp8" : "_i8");
+  if (!wanted(name))
+    return;
+  HadamardQuantizeParams p;
+  p.rows = static_cast<int64_t>(rows);
+  p.cols = static_cast<int64_t>(cols);
+  p.side = HadamardSide::Left;
+  p.format = f;
+  p.targetSm = targetSm();
+  p.plainTransposed = true;
+  if (!plainTransposedFits(p)) {
+    rep_.log << "[SKIP] " << name << ": no fused form for sm_" << targetSm() << std::endl;
+    return;
+  }
+  auto l = get(hadamardQuantizeKernel(p));
+  std::vector<float> x = randomBf16(rows, cols, rows + 5 * cols, 0.01f, 4);
+  for (size_t i = 5; i < x.size(); i += 997) // signed zeros must keep their sign
+    x[i] = (i / 997) % 2 ? -0.0f : 0.0f;
+  Buf dx = upload(gpu_, toBf16(x));
+  Buf codes = alloc(gpu_, rows * cols), plainT = alloc(gpu_, rows * cols);
+  Buf ws = alloc(gpu_, l->kernel.workspaceBytes), scale = alloc(gpu_, 4),
+      plainScale = alloc(gpu_, 4), absmax = alloc(gpu_, 4);
+  auto fused = [&] {
+    check(launch(gpu_, *l, 0,
+                 Args().ptr(dx.p()).ptr(ws.p()).ptr(scale.p()).ptr(absmax.p()).ptr(plainScale.p())));
+    check(launch(gpu_, *l, 1,
+                 Args().ptr(dx.p()).ptr(scale.p()).ptr(codes.p()).ptr(plainScale.p()).ptr(
+                     plainT.p()).ptr(ws.p())));
+  };
+  fused();
+  fused(); // the workspace must be zero again
+  check(gpu_.ctx->synchronize());
+  std::vector<float> rot = x;
+  numerics::hadamardCols(rot.data(), static_cast<int64_t>(rows), static_cast<int64_t>(cols),
+                         false);
+  QuantRef ref = quantRef(rot, rows, cols, f, false), plainRef = quantRef(x, rows, cols, f, false);
+  std::vector<uint8_t> plainRefT(rows * cols);
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t c = 0; c < cols; ++c)
+      plainRefT[c * rows + r] = plainRef.codes[r * cols + c];
+  CodeDiff d = compareCodes(download<uint8_t>(codes, rows * cols), ref.codes, f);
+  CodeDiff dp = compareCodes(download<uint8_t>(plainT, rows * cols), plainRefT, f);
+  float s = download<float>(scale, 1)[0], ps = download<float>(plainScale, 1)[0];
+  bool ok = std::memcmp(&s, &ref.scales[0], 4) == 0 && std::memcmp(&ps, &plainRef.scales[0], 4) == 0 &&
+            d.mismatches == 0 && dp.mismatches == 0;
+  rep_.result(name, ok,
+              "scale " + std::to_string(s) + ", plain " + std::to_string(ps) + "; rotated " +
+                  d.describe(rows * cols) + "; plain transposed " + dp.describe(rows * cols) +
+                  " (" + l->kernel.program + ")");
+  if (timing) {
+    // The same work apart: the left quantizer and the plain transposed one.
+    HadamardQuantizeParams left = p, plain;
+    left.plainTransposed = false;
+    plain.rows = p.rows;
+    plain.cols = p.cols;
+    plain.format = f;
+    plain.rotate = false;
+    plain.transposedOutput = true;
+    auto ll = get(hadamardQuantizeKernel(left));
+    auto lp = get(hadamardQuantizeKernel(plain));
+    auto apart = [&] {
+      check(launch(gpu_, *ll, 0, Args().ptr(dx.p()).ptr(ws.p()).ptr(scale.p()).ptr(absmax.p())));
+      check(launch(gpu_, *ll, 1, Args().ptr(dx.p()).ptr(scale.p()).ptr(codes.p()).ptr(ws.p())));
+      check(launch(gpu_, *lp, 0, Args().ptr(dx.p()).ptr(ws.p()).ptr(plainScale.p()).ptr(0)));
+      check(launch(gpu_, *lp, 1, Args().ptr(dx.p()).ptr(plainScale.p()).ptr(plainT.p())));
+    };
+    float mf = timeMs(gpu_, fused), ma = timeMs(gpu_, apart);
+    float fa = timeMs(gpu_, [&] {
+      check(launch(gpu_, *l, 0,
+                   Args().ptr(dx.p()).ptr(ws.p()).ptr(scale.p()).ptr(absmax.p()).ptr(plainScale.p())));
+    });
+    float la = timeMs(gpu_, [&] {
+      check(launch(gpu_, *ll, 0, Args().ptr(dx.p()).ptr(ws.p()).ptr(scale.p()).ptr(absmax.p())));
+    });
+    float pa = timeMs(gpu_, [&] {
+      check(launch(gpu_, *lp, 0, Args().ptr(dx.p()).ptr(ws.p()).ptr(plainScale.p()).ptr(0)));
+    });
+    std::ostringstream t;
+    t << name << " (" << l->kernel.program << "): fused " << mf * 1e3 << " us (absmax "
+      << fa * 1e3 << " + quant " << (mf - fa) * 1e3 << "), apart " << ma * 1e3
+      << " us (left absmax " << la * 1e3 << ", plain absmax " << pa * 1e3 << "): "
+      << ma / mf << "x";
     rep_.log << "[TIME] " << t.str() << std::endl;
     timings.push_back(t.str());
   }
@@ -1312,6 +1404,10 @@ GpuCheckResult runGpuChecks(const GpuCheckOptions &options, std::ostream &log) {
   guard("hql cluster", [&] { c.hadamardQuantLeft(2048, 64, I8, false, true); });
   guard("hql cluster", [&] { c.hadamardQuantLeft(4096, 48, F8, false, true); });
   guard("hql cluster", [&] { c.hadamardQuantLeft(8192, 32, F8, false, true); });
+  // HALO-2's Q(H_T E) and Q(E)^T in one kernel pair (sm_90; skipped elsewhere).
+  guard("hql plain", [&] { c.hadamardQuantLeftPlain(2048, 64, I8, false); });
+  guard("hql plain", [&] { c.hadamardQuantLeftPlain(4096, 48, F8, false); });
+  guard("hql plain", [&] { c.hadamardQuantLeftPlain(8192, 32, F8, false); });
   guard("h cluster", [&] { c.hadamardPlain(8192, 32, HadamardSide::Left, false, ElemType::BF16, ElemType::BF16, false, true); });
   guard("h cluster", [&] { c.hadamardPlain(4096, 16, HadamardSide::Left, true, ElemType::BF16, ElemType::F32, false, true); });
   guard("h cluster", [&] { c.hadamardPlain(2048, 48, HadamardSide::Left, false, ElemType::BF16, ElemType::BF16, false, true); });
@@ -1340,6 +1436,8 @@ GpuCheckResult runGpuChecks(const GpuCheckOptions &options, std::ostream &log) {
     for (size_t n : {4096, 14336})
       guard("hq 8b", [&] { c.hadamardQuant(8192, n, F8, false, true, false, true, 8, T, false, true); });
     guard("hql 8b", [&] { c.hadamardQuantLeft(8192, 4096, I8, T); });
+    for (size_t n : {1024, 4096, 14336})
+      guard("hql plain 8b", [&] { c.hadamardQuantLeftPlain(8192, n, F8, T); });
     for (size_t n : {4096, 14336})
       for (bool cl : {false, true}) {
         guard("hql 8b", [&] { c.hadamardQuantLeft(8192, n, F8, T, cl); });
