@@ -235,11 +235,14 @@ LogicalResult emitKernel(exec::KernelOp kernel, int targetSm,
     if (auto a = find<AttentionOp>(body)) {
       p = {int64_t(a.getBatch()), int64_t(a.getSeqLen()), int64_t(a.getNumHeads()),
            int64_t(a.getNumKvHeads()), int64_t(a.getHeadDim())};
+      p.targetSm = targetSm;
       return add(kernel, parts, ck::attentionForwardKernel(p));
     }
     auto g = find<AttentionGradOp>(body);
     p = {int64_t(g.getBatch()), int64_t(g.getSeqLen()), int64_t(g.getNumHeads()),
          int64_t(g.getNumKvHeads()), int64_t(g.getHeadDim())};
+    // sm_90: the dK/dV kernel of warp pairs (161 KiB of shared memory).
+    p.targetSm = targetSm;
     return add(kernel, parts, ck::attentionBackwardKernel(p));
   }
   if (kind == "optimizer")

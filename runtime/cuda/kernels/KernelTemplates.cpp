@@ -1007,6 +1007,13 @@ int64_t attnMt(const AttentionParams &p) { return attnWarps(p) == 4 ? 2 : 1; }
 int64_t attnDqKr(const AttentionParams &p) {
   return attnMt(p) == 2 && p.headDim > 64 ? 32 : 64;
 }
+/// dK/dV by warp pairs that share P^T and dS^T through shared memory
+/// (attn_mma_dkdv2): 32 keys per pair, HD/2 columns per warp (whole k-steps
+/// at HD % 32 == 0); its shared memory needs sm_90.
+bool attnDkdvPairs(const AttentionParams &p) {
+  return attnOnTensorCores(p) && p.targetSm >= 90 && p.warps == 0 && p.headDim % 32 == 0;
+}
+constexpr int64_t kDkdvPairWarps = 8;
 /// Template arguments of the tensor-core kernels: S, H, KV, HD, warps.
 std::string attnMmaTmpl(const AttentionParams &p) {
   return attnTmpl(p) + ", " + str(attnWarps(p));
@@ -1050,9 +1057,14 @@ StatusOr<GeneratedKernel> attentionBackwardKernel(const AttentionParams &p) {
   GeneratedKernel k;
   k.program = attnName("bw", p);
   bool tc = attnOnTensorCores(p);
-  int64_t blockRows = tc ? 16 * attnWarps(p) : 64;            // keys per dK/dV block
-  int64_t dqRows = tc ? blockRows * attnMt(p) : 64, dqKr = attnDqKr(p); // dQ block, K/V tile
-  unsigned threads = attnThreads(p.headDim), mainThreads = tc ? unsigned(2 * blockRows) : threads;
+  bool pairs = attnDkdvPairs(p);
+  int64_t dkdvWarps = pairs ? kDkdvPairWarps : attnWarps(p);
+  int64_t blockRows = tc ? 16 * dkdvWarps : 64; // keys per dK/dV block
+  int64_t dqRows = tc ? 16 * attnMt(p) * attnWarps(p) : 64; // queries per dQ block
+  int64_t dqKr = attnDqKr(p);                                 // rows of its K/V tiles
+  unsigned threads = attnThreads(p.headDim);
+  unsigned dkdvThreads = tc ? unsigned(32 * dkdvWarps) : threads;
+  unsigned dqThreads = tc ? unsigned(32 * attnWarps(p)) : threads;
   std::string b = std::string("const ") + kBf16 + "* __restrict__ ";
   std::string pp = b + "out, " + b + "dout, float* __restrict__ delta";
   int64_t rows = p.batch * p.seqLen * p.heads;
@@ -1063,13 +1075,15 @@ StatusOr<GeneratedKernel> attentionBackwardKernel(const AttentionParams &p) {
   std::string pk = b + "q, " + b + "k, " + b + "v, " + b +
                    "dout, const float* __restrict__ lse, const float* __restrict__ "
                    "delta, " + kBf16 + "* __restrict__ dk, " + kBf16 + "* __restrict__ dv";
-  w += entry(k.program, "_dkdv", mainThreads, pk,
-             "  halo::" + (tc ? "attn_mma_dkdv<" + attnMmaTmpl(p) : "attn_bwd_dkdv<" + attnTmpl(p)) +
-                 ">(q, k, v, dout, lse, delta, dk, dv);\n");
+  std::string dkdv = pairs ? "attn_mma_dkdv2<" + attnTmpl(p) + ", " + str(dkdvWarps)
+                     : tc  ? "attn_mma_dkdv<" + attnMmaTmpl(p)
+                           : "attn_bwd_dkdv<" + attnTmpl(p);
+  w += entry(k.program, "_dkdv", dkdvThreads, pk,
+             "  halo::" + dkdv + ">(q, k, v, dout, lse, delta, dk, dv);\n");
   std::string pq = b + "q, " + b + "k, " + b + "v, " + b +
                    "dout, const float* __restrict__ lse, const float* __restrict__ "
                    "delta, " + kBf16 + "* __restrict__ dq";
-  w += entry(k.program, "_dq", mainThreads, pq,
+  w += entry(k.program, "_dq", dqThreads, pq,
              "  halo::" +
                  (tc ? "attn_mma_dq<" + attnMmaTmpl(p) + ", " + str(attnMt(p)) + ", " + str(dqKr)
                      : "attn_bwd_dq<" + attnTmpl(p)) +
@@ -1077,18 +1091,20 @@ StatusOr<GeneratedKernel> attentionBackwardKernel(const AttentionParams &p) {
   unsigned tiles = static_cast<unsigned>((p.seqLen + blockRows - 1) / blockRows);
   unsigned dqTiles = static_cast<unsigned>((p.seqLen + dqRows - 1) / dqRows);
   // Tensor cores: the block's two [rows][hd] tiles plus two buffers of two
-  // streamed tiles (64 rows for dK/dV, with 64 lse and delta values; dqKr
-  // rows for dQ).
+  // streamed tiles (64 rows for dK/dV, with 64 lse and delta values, and
+  // with warp pairs the [rows][64] P^T and dS^T; dqKr rows for dQ).
   unsigned dkdvSmem =
-      tc ? static_cast<unsigned>((2 * blockRows + 4 * 64) * p.headDim * 2 + 4 * 64 * 4) : 0;
+      tc ? static_cast<unsigned>((2 * blockRows + 4 * 64) * p.headDim * 2 + 4 * 64 * 4 +
+                                 (pairs ? 2 * blockRows * 64 * 2 : 0))
+         : 0;
   unsigned dqSmem = tc ? static_cast<unsigned>((2 * dqRows + 4 * dqKr) * p.headDim * 2) : 0;
   k.launches.push_back({k.program + "_pre", {gridFor(rows, 64, 1 << 30), 1, 1},
                         {threads, 1, 1}, 0, pp});
   k.launches.push_back({k.program + "_dkdv", attnGrid(tc, tiles, p.batch * p.kvHeads),
-                        {mainThreads, 1, 1}, dkdvSmem, pk});
+                        {dkdvThreads, 1, 1}, dkdvSmem, pk});
   k.launches.push_back({k.program + "_dq",
                         attnGrid(tc, dqTiles, p.batch * p.heads),
-                        {mainThreads, 1, 1}, dqSmem, pq});
+                        {dqThreads, 1, 1}, dqSmem, pq});
   k.scratchBytes = static_cast<size_t>(rows * 4);
   k.source = tc ? assemble(k.program, {"attention.cuh", "attention_mma.cuh"}, w)
                 : assemble(k.program, {"attention.cuh"}, w);

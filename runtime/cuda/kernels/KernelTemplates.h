@@ -317,6 +317,10 @@ struct AttentionParams {
   /// memory (<= 97 KiB at headDim 128) fits sm_80/89. With 4 warps each
   /// forward/dQ warp owns 32 rows (two m16 tiles), with 8 warps 16.
   int64_t warps = 0;
+  /// With targetSm >= 90 (and warps 0) the dK/dV kernel takes the
+  /// FlashAttention-2 layout (attn_mma_dkdv2, 8 warps) at head dims that are
+  /// multiples of 32: faster, but 161 KiB of shared memory at headDim 128.
+  int targetSm = 0;
 };
 StatusOr<GeneratedKernel> attentionForwardKernel(const AttentionParams &);
 StatusOr<GeneratedKernel> attentionBackwardKernel(const AttentionParams &);

@@ -29,6 +29,8 @@
 //                  query heads and causal query tiles: S^T = K Q^T, P^T,
 //                  dV += P^T dO, dP^T = V dO^T, dS^T = P^T (dP^T - delta),
 //                  dK += dS^T Q (FP32 accumulators in registers, no atomics).
+//   attn_mma_dkdv2: the same products with warp pairs sharing P^T and dS^T
+//                  through shared memory (FlashAttention-2's layout; sm_90).
 //   attn_mma_dq  : block = 16 MT W queries of (b, h); loops over key tiles:
 //                  S = Q K^T, dP = dO V^T, dS = P (dP - delta), dQ += dS K.
 //   delta = dO . O comes from attention.cuh's attn_bwd_pre.
@@ -155,6 +157,15 @@ __device__ __forceinline__ void zero_acc(float (&acc)[MT][NT][4]) {
       acc[m][n][0] = acc[m][n][1] = acc[m][n][2] = acc[m][n][3] = 0.0f;
 }
 
+template <int MT, int KT>
+__device__ __forceinline__ void zero_frags(unsigned (&f)[MT][KT][4]) {
+#pragma unroll
+  for (int m = 0; m < MT; ++m)
+#pragma unroll
+    for (int k = 0; k < KT; ++k)
+      f[m][k][0] = f[m][k][1] = f[m][k][2] = f[m][k][3] = 0u;
+}
+
 /// acc[MT][NT][4] = rows [r0, r0 + 16 MT) of `a` times B = `b`^T (b: NT*8
 /// rows of HD), both swizzled tiles: MT m16 tiles that share every B
 /// fragment (one ldmatrix feeds 2 MT mma).
@@ -230,15 +241,66 @@ __device__ __forceinline__ void pack_a(unsigned (&p)[KR / 16][4], const float (&
   }
 }
 
-/// Stores a warp's 16 x HD accumulator rows (row0 + g, row0 + g + 8) times
+/// acc[MT][NC/8][4] += A B: A = rows [r0, r0 + 16 MT) of a swizzled tile of
+/// KD-element rows, except k-steps [OK OWN, OK OWN + OWN), whose A fragments
+/// are `ar` (registers); B = columns [c0, c0 + NC) of a swizzled [KD][HD]
+/// tile (transposed ldmatrix). One B fragment feeds 2 MT mma.
+template <int HD, int KD, int MT, int NC, int OWN, int OK>
+__device__ __forceinline__ void gemm_ab(float (&acc)[MT][NC / 8][4], const bf16 *a, int r0,
+                                        const unsigned (&ar)[MT][OWN][4], const bf16 *b,
+                                        int c0) {
+#pragma unroll
+  for (int kk = 0; kk < KD / 16; ++kk) {
+    unsigned af[MT][4];
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+      if (kk / OWN == OK) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          af[m][e] = ar[m][kk % OWN][e];
+      } else {
+        load_a<KD>(af[m], a, r0 + 16 * m, kk * 16);
+      }
+    }
+#pragma unroll
+    for (int dp = 0; dp < NC / 16; ++dp) {
+      unsigned bf[4];
+      load_b_cols<HD>(bf, b, kk * 16, c0 + dp * 16);
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        mma16816(acc[m][2 * dp], af[m], bf[0], bf[1]);
+        mma16816(acc[m][2 * dp + 1], af[m], bf[2], bf[3]);
+      }
+    }
+  }
+}
+
+/// Stores packed A fragments p[MT][NC/16][4] (rows r0 + 16 m.., columns
+/// c0..c0 + NC) into a swizzled tile of RW-element rows.
+template <int RW, int MT, int NC>
+__device__ __forceinline__ void store_a(bf16 *tile, int r0, int c0,
+                                        const unsigned (&p)[MT][NC / 16][4]) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int m = 0; m < MT; ++m)
+#pragma unroll
+    for (int kk = 0; kk < NC / 16; ++kk)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) // register e: row g + 8 (e & 1), column 8 (e >> 1) + 2t
+        *reinterpret_cast<unsigned *>(
+            tile + swz<RW>(r0 + 16 * m + g + 8 * (e & 1), c0 + 16 * kk + 8 * (e >> 1)) + 2 * t) =
+            p[m][kk][e];
+}
+
+/// Stores a warp's 16 x N accumulator rows (row0 + g, row0 + g + 8) times
 /// `mul` as BF16 into dst (row stride ld); rows >= limit are skipped.
-template <int HD>
+template <int N>
 __device__ __forceinline__ void store_rows(bf16 *dst, size_t ld, int row0, int limit,
-                                           const float (&acc)[HD / 8][4], float mul0,
+                                           const float (&acc)[N / 8][4], float mul0,
                                            float mul1) {
   const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
 #pragma unroll
-  for (int n = 0; n < HD / 8; ++n) {
+  for (int n = 0; n < N / 8; ++n) {
     const int c = n * 8 + 2 * t;
     if (row0 + g < limit)
       *reinterpret_cast<unsigned *>(dst + (size_t)(row0 + g) * ld + c) =
@@ -505,6 +567,129 @@ __device__ __forceinline__ void attn_mma_dkdv(const bf16 *q, const bf16 *k, cons
   }
   store_rows<HD>(dk + (size_t)b * S * kld + kvh * HD, kld, first, S, dkacc[0], scale, scale);
   store_rows<HD>(dv + (size_t)b * S * kld + kvh * HD, kld, first, S, dvacc[0], 1.0f, 1.0f);
+}
+
+// dK, dV in the FlashAttention-2 layout (HD % 32 == 0). Block = 16 W keys
+// of (b, kv head); warp pair pr = w / 2 owns 32 of them, and warp w of the
+// pair its half hs = w % 2. Per streamed query tile of KR: S^T, P^T, dP^T and
+// dS^T for the pair's 32 keys x the half's KR/2 queries; P^T and dS^T go to
+// shared memory, a pair barrier; then dV += P^T dO, dK += dS^T Q for the 32
+// keys x the half's HD/2 columns over all KR queries, the own half's A
+// fragments straight from registers. Every product has two m16 tiles per
+// warp, so each ldmatrix'd B fragment feeds 4 mma (2 in attn_mma_dkdv, whose
+// 16 keys x HD accumulators per warp leave no registers for a second tile).
+template <int S, int H, int KV, int HD, int W, int KR = mma::kRows>
+__device__ __forceinline__ void attn_mma_dkdv2(const bf16 *q, const bf16 *k, const bf16 *v,
+                                               const bf16 *dout, const float *lse,
+                                               const float *delta, bf16 *dk, bf16 *dv) {
+  using namespace mma;
+  constexpr int BR = 16 * W, QT = (S + KR - 1) / KR, GRP = H / KV, TILE = KR * HD;
+  constexpr int HQ = KR / 2, HH = HD / 2; // a warp's queries (S^T, dP^T), columns (dK, dV)
+  static_assert(HD % 32 == 0 && HD <= 128, "pairs split HD into halves of whole k-steps");
+  static_assert(W % 2 == 0 && KR % 32 == 0 && BR % KR == 0, "whole pairs, k-steps, tiles");
+  extern __shared__ __align__(16) unsigned char attn_smem[];
+  bf16 *ks = reinterpret_cast<bf16 *>(attn_smem), *vs = ks + BR * HD, *qs = vs + BR * HD,
+       *dos = qs + 2 * TILE, *pts = dos + 2 * TILE, *dss = pts + BR * KR;
+  float *ls = reinterpret_cast<float *>(dss + BR * KR), *dls = ls + 2 * KR;
+  const int kt = blockIdx.y; // the key block: long (early) ones first, over all heads
+  const int bg = blockIdx.x, b = bg / KV, kvh = bg % KV;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int pr = warp >> 1, hs = warp & 1, kr0 = 32 * pr; // the pair's rows of ks, vs
+  const size_t qld = (size_t)H * HD, kld = (size_t)KV * HD;
+  const float scale = 1.0f / sqrtf((float)HD), sl2 = scale * 1.4426950408889634f;
+  const int first = kt * BR + kr0; // the pair's first key
+  const int qt0 = (kt * BR) / KR, nq = QT - qt0; // query tiles per head
+  // Work item i: head h = kvh * GRP + i / nq, query tile qt0 + i % nq.
+  auto issue = [&](int i) {
+    const int h = kvh * GRP + i / nq, qt = qt0 + i % nq, buf = i & 1;
+    const size_t lb = ((size_t)b * H + h) * S;
+    load_tile_async<HD, KR>(qs + buf * TILE, q + (size_t)b * S * qld + h * HD, qld, qt * KR, S);
+    load_tile_async<HD, KR>(dos + buf * TILE, dout + (size_t)b * S * qld + h * HD, qld,
+                            qt * KR, S);
+    for (int r = threadIdx.x; r < KR; r += blockDim.x) {
+      const int row = qt * KR + r;
+      ls[buf * KR + r] = row < S ? lse[lb + row] * 1.4426950408889634f : 0.0f;
+      dls[buf * KR + r] = row < S ? delta[lb + row] : 0.0f;
+    }
+  };
+  load_tile_async<HD, BR>(ks, k + (size_t)b * S * kld + kvh * HD, kld, kt * BR, S);
+  load_tile_async<HD, BR>(vs, v + (size_t)b * S * kld + kvh * HD, kld, kt * BR, S);
+  issue(0);
+  cp_async_commit();
+  float dkacc[2][HH / 8][4], dvacc[2][HH / 8][4];
+  zero_acc(dkacc);
+  zero_acc(dvacc);
+  const int items = GRP * nq;
+  for (int i = 0; i < items; ++i) {
+    // Item i has landed and every warp is done with item i - 1 (its tiles,
+    // P^T and dS^T), whose buffers item i + 1 refills: one block barrier per item.
+    cp_async_wait<0>();
+    __syncthreads();
+    if (i + 1 < items) {
+      issue(i + 1);
+      cp_async_commit();
+    }
+    const int qt = qt0 + i % nq, buf = i & 1;
+    const bf16 *q_s = qs + buf * TILE, *do_s = dos + buf * TILE;
+    const float *l_s = ls + buf * KR, *d_s = dls + buf * KR;
+    if (qt * KR + KR - 1 < first) // no query of the tile sees the pair's keys
+      continue;
+    const int q0 = qt * KR + hs * HQ; // the half's first query
+    unsigned pt[2][HQ / 16][4], ds[2][HQ / 16][4]; // the half's P^T, dS^T (A fragments)
+    if (q0 + HQ - 1 >= first) {
+      float st[2][HQ / 8][4];
+      gemm_abt<HD, 2, HQ / 8>(st, ks, kr0, q_s + hs * HQ * HD); // S^T = K Q^T
+      const bool diag = q0 < first + 31;
+#pragma unroll
+      for (int m = 0; m < 2; ++m) {
+#pragma unroll
+        for (int n = 0; n < HQ / 8; ++n)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int qi = hs * HQ + n * 8 + 2 * t + (e & 1), query = qt * KR + qi;
+            const int key = first + 16 * m + g + 8 * (e >> 1);
+            const bool live = (!diag || query >= key) && query < S;
+            st[m][n][e] = live ? ex2(fmaf(st[m][n][e], sl2, -l_s[qi])) : 0.0f;
+          }
+        pack_a<HQ>(pt[m], st[m]);
+      }
+      store_a<KR, 2, HQ>(pts, kr0, hs * HQ, pt);
+      gemm_abt<HD, 2, HQ / 8>(st, vs, kr0, do_s + hs * HQ * HD); // dP^T = V dO^T
+#pragma unroll
+      for (int m = 0; m < 2; ++m)
+#pragma unroll
+        for (int kk = 0; kk < HQ / 16; ++kk)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            // A-fragment register e of k-step kk holds C tile 2kk + e/2, entries (e%2)*2, +1.
+            const int n = 2 * kk + (e >> 1), c = (e & 1) * 2, qi = hs * HQ + n * 8 + 2 * t;
+            __nv_bfloat162 pv = *reinterpret_cast<const __nv_bfloat162 *>(&pt[m][kk][e]);
+            ds[m][kk][e] = pack_bf16(__low2float(pv) * (st[m][n][c] - d_s[qi]),
+                                     __high2float(pv) * (st[m][n][c + 1] - d_s[qi + 1]));
+          }
+    } else { // the half's queries all precede the pair's keys
+      zero_frags(pt);
+      zero_frags(ds);
+      store_a<KR, 2, HQ>(pts, kr0, hs * HQ, pt);
+    }
+    store_a<KR, 2, HQ>(dss, kr0, hs * HQ, ds);
+    asm volatile("bar.sync %0, 64;\n" ::"r"(1 + pr) : "memory"); // the partner's half is in
+    // dV += P^T dO, dK += dS^T Q; the own half's A fragments from registers
+    // (hs a template argument, so that the choice is made per k-step at compile time).
+    if (hs == 0) {
+      gemm_ab<HD, KR, 2, HH, HQ / 16, 0>(dvacc, pts, kr0, pt, do_s, 0);
+      gemm_ab<HD, KR, 2, HH, HQ / 16, 0>(dkacc, dss, kr0, ds, q_s, 0);
+    } else {
+      gemm_ab<HD, KR, 2, HH, HQ / 16, 1>(dvacc, pts, kr0, pt, do_s, HH);
+      gemm_ab<HD, KR, 2, HH, HQ / 16, 1>(dkacc, dss, kr0, ds, q_s, HH);
+    }
+  }
+#pragma unroll
+  for (int m = 0; m < 2; ++m) {
+    const size_t off = (size_t)b * S * kld + kvh * HD + hs * HH;
+    store_rows<HH>(dk + off, kld, first + 16 * m, S, dkacc[m], scale, scale);
+    store_rows<HH>(dv + off, kld, first + 16 * m, S, dvacc[m], 1.0f, 1.0f);
+  }
 }
 
 // dQ. Block = W warps of 16 MT queries of (b, h) (each warp's MT m16 tiles

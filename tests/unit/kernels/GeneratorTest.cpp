@@ -374,6 +374,18 @@ TEST(Generator, AttentionOnTensorCoresWhereTheHeadDimAllows) {
     for (const auto &l : bh->launches)
       EXPECT_LE(l.sharedBytes, 99u * 1024) << hd;
   }
+  // sm_90: dK/dV by 4 warp pairs over 128-key blocks, P^T and dS^T shared
+  // through [128][64] tiles; dQ unchanged.
+  AttentionParams hopper{4, 2048, 32, 8, 128};
+  hopper.targetSm = 90;
+  StatusOr<GeneratedKernel> b90 = attentionBackwardKernel(hopper);
+  ASSERT_TRUE(b90.ok());
+  EXPECT_NE(b90->source.find("halo::attn_mma_dkdv2<2048, 32, 8, 128, 8>"), std::string::npos);
+  EXPECT_EQ(b90->launches[1].block.x, 256u);
+  EXPECT_EQ(b90->launches[1].grid.y, 2048u / 128);
+  EXPECT_EQ(b90->launches[1].sharedBytes, 164864u);
+  EXPECT_EQ(b90->launches[2].block.x, 128u);
+  EXPECT_EQ(b90->launches[2].sharedBytes, b->launches[2].sharedBytes);
   // 8 warps: 128-row blocks of one m16 tile per warp.
   StatusOr<GeneratedKernel> f8 = attentionForwardKernel({4, 2048, 32, 8, 128, 8});
   ASSERT_TRUE(f8.ok());

@@ -179,6 +179,9 @@ inline std::vector<KernelCase> kernelCases(const ModelShape &m) {
   AttentionParams at{T / m.seqLen, m.seqLen, m.heads, m.kvHeads, m.headDim};
   cases.push_back({"attention_fwd", [=] { return attentionForwardKernel(at); }});
   cases.push_back({"attention_bwd", [=] { return attentionBackwardKernel(at); }});
+  AttentionParams at90 = at; // sm_90: dK/dV by warp pairs (attn_mma_dkdv2)
+  at90.targetSm = 90;
+  cases.push_back({"attention_bwd_sm90", [=] { return attentionBackwardKernel(at90); }});
   return cases;
 }
 

@@ -1184,7 +1184,7 @@ void Checker::attention(size_t B, size_t S, size_t H, size_t KV, size_t hd, bool
   if (!wanted(name))
     return;
   AttentionParams p{static_cast<int64_t>(B), static_cast<int64_t>(S), static_cast<int64_t>(H),
-                    static_cast<int64_t>(KV), static_cast<int64_t>(hd), warps};
+                    static_cast<int64_t>(KV), static_cast<int64_t>(hd), warps, targetSm()};
   auto lf = get(attentionForwardKernel(p));
   auto lb = get(attentionBackwardKernel(p));
   size_t T = B * S;
@@ -1237,19 +1237,24 @@ void Checker::attention(size_t B, size_t S, size_t H, size_t KV, size_t hd, bool
   if (timing && !warps && std::getenv("HALO_ATTN_VARIANTS")) {
     struct V {
       int kind; // 0 fwd, 1 dkdv, 2 dq
+      std::string fn; // the template, after attn_mma_
       std::string extra; // template arguments after S, H, KV, HD
       unsigned warps, rows; // rows per block
       unsigned smem;
     };
     const unsigned HDu = unsigned(hd), T2 = HDu * 2;
+    // attn_mma_dkdv2 (warp pairs): K, V, two Q and dO buffers, P^T and dS^T, lse and delta.
+    auto pairs = [&](unsigned w, unsigned kr) {
+      return V{1, "dkdv2", std::to_string(w) + ", " + std::to_string(kr), w, 16 * w,
+               (32 * w + 4 * kr) * T2 + 64 * w * kr + 16 * kr};
+    };
     std::vector<V> vs = {
-        {0, "4, 1, 64", 4, 64, (64 + 256) * T2},   {0, "4, 2, 64", 4, 128, (128 + 256) * T2},
-        {0, "4, 2, 32", 4, 128, (128 + 128) * T2}, {0, "8, 1, 64", 8, 128, (128 + 256) * T2},
-        {1, "4, 64, false", 4, 64, (128 + 256) * T2 + 1024},
-        {1, "4, 32, false", 4, 64, (128 + 128) * T2 + 512},
-        {1, "8, 64, false", 8, 128, (256 + 256) * T2 + 1024},
-        {2, "4, 1, 64", 4, 64, (128 + 256) * T2},  {2, "4, 2, 32", 4, 128, (256 + 128) * T2},
-        {2, "8, 1, 64", 8, 128, (256 + 256) * T2},
+        {0, "fwd", "4, 2, 64", 4, 128, (128 + 256) * T2},
+        {1, "dkdv", "4, 64, false", 4, 64, (128 + 256) * T2 + 1024},
+        {1, "dkdv", "8, 64, false", 8, 128, (256 + 256) * T2 + 1024},
+        pairs(4, 64), pairs(8, 64),
+        {2, "dq", "4, 2, 32", 4, 128, (256 + 128) * T2},
+        {2, "dq", "8, 2, 32", 8, 256, (512 + 128) * T2},
     };
     Buf out2 = alloc(gpu_, T * H * hd * 2), lse2 = alloc(gpu_, B * H * S * 4);
     Buf gq2 = alloc(gpu_, T * H * hd * 2), gk2 = alloc(gpu_, T * KV * hd * 2),
@@ -1258,13 +1263,14 @@ void Checker::attention(size_t B, size_t S, size_t H, size_t KV, size_t hd, bool
     for (const V &vr : vs) {
       const GeneratedKernel &base = vr.kind == 0 ? lf->kernel : lb->kernel;
       GeneratedKernel g = base;
-      std::string fn = std::string("attn_mma_") + names[vr.kind] + "<";
-      size_t at = g.source.find("halo::" + fn);
+      // The default's call (attn_mma_dkdv or attn_mma_dkdv2) becomes the variant's.
+      size_t at = g.source.find(std::string("halo::attn_mma_") + names[vr.kind]);
       if (at == std::string::npos)
         continue;
       size_t close = g.source.find('>', at);
       std::ostringstream ta;
-      ta << "halo::" << fn << S << ", " << H << ", " << KV << ", " << hd << ", " << vr.extra;
+      ta << "halo::attn_mma_" << vr.fn << "<" << S << ", " << H << ", " << KV << ", " << hd
+         << ", " << vr.extra;
       g.source.replace(at, close - at, ta.str());
       const LaunchSpec &ls = base.launches[vr.kind == 0 ? 0 : vr.kind];
       std::string lbk = "__launch_bounds__(", entry = ls.entry + "(";
@@ -1277,7 +1283,7 @@ void Checker::attention(size_t B, size_t S, size_t H, size_t KV, size_t hd, bool
       l2.grid.y = unsigned((S + vr.rows - 1) / vr.rows); // the tile is blockIdx.y
       l2.sharedBytes = vr.smem;
       g.launches = {l2};
-      std::string label = name + "_" + names[vr.kind] + "<" + vr.extra + ">";
+      std::string label = name + "_" + vr.fn + "<" + vr.extra + ">";
       std::unique_ptr<Loaded> lv;
       try {
         lv = get(g);
