@@ -19,7 +19,8 @@ import json
 import sys
 
 TARGETS = {("blocks3-s2048", "bf16"): 1.0, ("blocks3-s2048", "halo2-fp8"): 1.3}
-MODES = ["eager", "torch.compile", "bf16", "halo0-fp8", "halo1-fp8", "halo2-fp8", "halo2-int8"]
+MODES = ["eager", "torch.compile", "bf16", "halo0-fp8", "halo1-fp8", "halo2-fp8", "halo2-int8",
+         "bf16-f32m", "halo2-fp8-f32m"]
 
 
 def load(paths):

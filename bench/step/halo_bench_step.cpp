@@ -207,6 +207,9 @@ StatusOr<Model> describe(const cpu::Program &program) {
       model.mode = fmt::format("halo{}-{}", h["level"].get<int>(), precision);
     else
       model.mode = "custom-" + precision;
+    // The benchmark's rows keep BF16 moments (as PyTorch's); FP32 ones are marked.
+    if (t.value("moment_dtype", "f32") == "f32")
+      model.mode += "-f32m";
     std::string stem = std::filesystem::path(program.path).filename().string();
     model.config = stem.substr(0, stem.find('.'));
     return model;

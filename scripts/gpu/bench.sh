@@ -9,7 +9,8 @@
 # The programs are compiled beforehand where haloc is (this machine has no
 # MLIR): scripts/gpu/bench-programs.sh writes DIR (default .carry/bench),
 # which travels with the working tree. Then, here:
-#   1. builds halo-bench-step (build-gpu, configured as scripts/gpu/all.sh does);
+#   1. builds halo-bench-step (build-gpu, configured as scripts/gpu/all.sh does),
+#      unless HALO_BENCH_BIN names a prebuilt one;
 #   2. start-up: blocks3-s2048.halo2-fp8 with an empty kernel cache (NVRTC
 #      cold), then again with that cache (unless --no-start);
 #   3. compiles every program's kernels into the kernel cache (all cores),
@@ -63,16 +64,19 @@ if [ ${#progs[@]} = 0 ]; then
   exit 1
 fi
 
-echo "== build"
-generator=()
-command -v ninja >/dev/null && generator=(-G Ninja)
-if ! { cmake "${generator[@]}" -S . -B "$build" -DHALO_ENABLE_COMPILER=OFF \
-         -DCMAKE_BUILD_TYPE=Release && cmake --build "$build" --target halo-bench-step \
-         -j "$(nproc)"; } >"$out/build.log" 2>&1; then
-  tail -n 30 "$out/build.log"
-  exit 1
+bench="${HALO_BENCH_BIN:-}"
+if [ -z "$bench" ]; then
+  echo "== build"
+  generator=()
+  command -v ninja >/dev/null && generator=(-G Ninja)
+  if ! { cmake "${generator[@]}" -S . -B "$build" -DHALO_ENABLE_COMPILER=OFF \
+           -DCMAKE_BUILD_TYPE=Release && cmake --build "$build" --target halo-bench-step \
+           -j "$(nproc)"; } >"$out/build.log" 2>&1; then
+    tail -n 30 "$out/build.log"
+    exit 1
+  fi
+  bench="$build/bin/halo-bench-step"
 fi
-bench="$build/bin/halo-bench-step"
 export PYTHONUNBUFFERED=1
 
 if [ "$start" = 1 ]; then
