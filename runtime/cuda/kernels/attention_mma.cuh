@@ -464,6 +464,27 @@ __device__ __forceinline__ void attn_mma_fwd(const bf16 *q, const bf16 *k, const
   }
 }
 
+// Work item i of a dK/dV block of kv head kvh: query head kvh * GRP + i / nq,
+// query tile qt0 + i % nq. Its Q and dO tiles (cp.async), lse (in log2
+// units) and delta go to buffer i & 1.
+template <int S, int H, int HD, int KR, int GRP>
+__device__ __forceinline__ void dkdv_load_query_tile(int i, int b, int kvh, int qt0, int nq,
+                                                     const bf16 *q, const bf16 *dout,
+                                                     const float *lse, const float *delta,
+                                                     bf16 *qs, bf16 *dos, float *ls, float *dls) {
+  constexpr int TILE = KR * HD;
+  const size_t qld = (size_t)H * HD;
+  const int h = kvh * GRP + i / nq, qt = qt0 + i % nq, buf = i & 1;
+  const size_t lb = ((size_t)b * H + h) * S;
+  mma::load_tile_async<HD, KR>(qs + buf * TILE, q + (size_t)b * S * qld + h * HD, qld, qt * KR, S);
+  mma::load_tile_async<HD, KR>(dos + buf * TILE, dout + (size_t)b * S * qld + h * HD, qld, qt * KR, S);
+  for (int r = threadIdx.x; r < KR; r += blockDim.x) {
+    const int row = qt * KR + r;
+    ls[buf * KR + r] = row < S ? lse[lb + row] * 1.4426950408889634f : 0.0f;
+    dls[buf * KR + r] = row < S ? delta[lb + row] : 0.0f;
+  }
+}
+
 // dK, dV. Block = 16 W keys of (b, kv head); for each query head of the
 // group, query tiles of KR (with their lse and delta) stream through two
 // buffers. KVREG: the warp's K and V fragments stay in registers.
@@ -483,23 +504,14 @@ __device__ __forceinline__ void attn_mma_dkdv(const bf16 *q, const bf16 *k, cons
   const int kt = blockIdx.y; // the key block: long (early) ones first, over all heads
   const int bg = blockIdx.x, b = bg / KV, kvh = bg % KV;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const size_t qld = (size_t)H * HD, kld = (size_t)KV * HD;
+  const size_t kld = (size_t)KV * HD;
   const float scale = 1.0f / sqrtf((float)HD), sl2 = scale * 1.4426950408889634f;
   const int first = kt * BR + warp * 16; // the warp's first key
   const int key0 = first + g, key1 = key0 + 8;
   const int qt0 = (kt * BR) / KR, nq = QT - qt0; // query tiles per head
-  // Work item i: head h = kvh * GRP + i / nq, query tile qt0 + i % nq.
   auto issue = [&](int i) {
-    const int h = kvh * GRP + i / nq, qt = qt0 + i % nq, buf = i & 1;
-    const size_t lb = ((size_t)b * H + h) * S;
-    load_tile_async<HD, KR>(qs + buf * TILE, q + (size_t)b * S * qld + h * HD, qld, qt * KR, S);
-    load_tile_async<HD, KR>(dos + buf * TILE, dout + (size_t)b * S * qld + h * HD, qld,
-                            qt * KR, S);
-    for (int r = threadIdx.x; r < KR; r += blockDim.x) {
-      const int row = qt * KR + r;
-      ls[buf * KR + r] = row < S ? lse[lb + row] * 1.4426950408889634f : 0.0f;
-      dls[buf * KR + r] = row < S ? delta[lb + row] : 0.0f;
-    }
+    dkdv_load_query_tile<S, H, HD, KR, GRP>(i, b, kvh, qt0, nq, q, dout, lse, delta, qs, dos, ls,
+                                            dls);
   };
   load_tile_async<HD, BR>(ks, k + (size_t)b * S * kld + kvh * HD, kld, kt * BR, S);
   load_tile_async<HD, BR>(vs, v + (size_t)b * S * kld + kvh * HD, kld, kt * BR, S);
@@ -595,22 +607,13 @@ __device__ __forceinline__ void attn_mma_dkdv2(const bf16 *q, const bf16 *k, con
   const int bg = blockIdx.x, b = bg / KV, kvh = bg % KV;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int pr = warp >> 1, hs = warp & 1, kr0 = 32 * pr; // the pair's rows of ks, vs
-  const size_t qld = (size_t)H * HD, kld = (size_t)KV * HD;
+  const size_t kld = (size_t)KV * HD;
   const float scale = 1.0f / sqrtf((float)HD), sl2 = scale * 1.4426950408889634f;
   const int first = kt * BR + kr0; // the pair's first key
   const int qt0 = (kt * BR) / KR, nq = QT - qt0; // query tiles per head
-  // Work item i: head h = kvh * GRP + i / nq, query tile qt0 + i % nq.
   auto issue = [&](int i) {
-    const int h = kvh * GRP + i / nq, qt = qt0 + i % nq, buf = i & 1;
-    const size_t lb = ((size_t)b * H + h) * S;
-    load_tile_async<HD, KR>(qs + buf * TILE, q + (size_t)b * S * qld + h * HD, qld, qt * KR, S);
-    load_tile_async<HD, KR>(dos + buf * TILE, dout + (size_t)b * S * qld + h * HD, qld,
-                            qt * KR, S);
-    for (int r = threadIdx.x; r < KR; r += blockDim.x) {
-      const int row = qt * KR + r;
-      ls[buf * KR + r] = row < S ? lse[lb + row] * 1.4426950408889634f : 0.0f;
-      dls[buf * KR + r] = row < S ? delta[lb + row] : 0.0f;
-    }
+    dkdv_load_query_tile<S, H, HD, KR, GRP>(i, b, kvh, qt0, nq, q, dout, lse, delta, qs, dos, ls,
+                                            dls);
   };
   load_tile_async<HD, BR>(ks, k + (size_t)b * S * kld + kvh * HD, kld, kt * BR, S);
   load_tile_async<HD, BR>(vs, v + (size_t)b * S * kld + kvh * HD, kld, kt * BR, S);
