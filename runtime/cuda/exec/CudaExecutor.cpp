@@ -213,10 +213,6 @@ struct CudaFunction::Command {
 
 struct CudaFunction::Step {
   std::vector<Command> commands;
-  StepAccess access;
-  bool side = false;
-  /// The step of the other stream to wait for (-1: none).
-  int64_t waitFor = -1;
 };
 
 CudaFunction::CudaFunction(const CudaContext &context, GemmEngine &gemms,
@@ -230,14 +226,6 @@ CudaFunction::~CudaFunction() {
     (void)d.cuGraphExecDestroy(graphExec_);
   if (graph_)
     (void)d.cuGraphDestroy(graph_);
-  for (CUevent e : events_)
-    if (e)
-      (void)d.cuEventDestroy(e);
-  if (fork_)
-    (void)d.cuEventDestroy(fork_);
-  sideGemms_.reset();
-  if (side_)
-    (void)d.cuStreamDestroy(side_);
 }
 
 StatusOr<std::unique_ptr<CudaFunction>>
@@ -377,8 +365,6 @@ Status CudaFunction::prepare(const CudaModules &modules, const cpu::Program &pro
   for (const cpu::Binding &b : function_.outputs)
     if (!(p = pointerFor(b.value)).ok())
       return p.status();
-  for (size_t i = 0; i < steps_.size(); ++i)
-    recordAccesses(i);
   if (function_.findOutput("loss") >= 0 && function_.findInput("step") >= 0)
     HALO_RETURN_IF_ERROR(addGuard());
   // Every GEMM plan made now, so that run() can be captured.
@@ -389,83 +375,6 @@ Status CudaFunction::prepare(const CudaModules &modules, const cpu::Program &pro
         if (!prepared.ok())
           return Status::error(c.what + ": " + prepared.message());
       }
-  return planStreams();
-}
-
-void CudaFunction::recordAccesses(size_t index) {
-  Step &step = steps_[index];
-  StepAccess &acc = step.access;
-  const cpu::ScheduleStep &s = function_.schedule[index];
-  auto add = [&](std::vector<ByteRange> &list, int64_t v) {
-    if (CUdeviceptr p = pointers_[v])
-      list.push_back({p, p + valueBytes(v)});
-  };
-  if (!s.kernel.empty()) {
-    for (int64_t v : s.inputs)
-      add(acc.reads, v);
-    for (int64_t v : s.outputs)
-      add(acc.writes, v);
-  } else {
-    for (int64_t i = s.firstOp; i < s.firstOp + s.numOps; ++i) {
-      for (int64_t v : function_.ops[i].operands)
-        add(acc.reads, v);
-      for (int64_t v : function_.ops[i].results)
-        add(acc.writes, v);
-    }
-  }
-  acc.empty = step.commands.empty();
-  acc.gemm = !acc.empty && step.commands.front().kind == Command::Kind::Gemm;
-  // Shared buffers a launch is bound to count as read and written.
-  const ByteRange shared[] = {{scratch_, scratch_ + scratchBytes_},
-                              {guard_, guard_ + sizeof(kGuardReset)}};
-  for (const Command &c : step.commands) {
-    if (c.kind == Command::Kind::Memset)
-      acc.writes.push_back({c.pointer, c.pointer + c.bytes});
-    for (const ByteRange &r : shared)
-      if (r.end > r.begin && std::any_of(c.args.begin(), c.args.end(), [&](uint64_t a) {
-            return a >= r.begin && a < r.end;
-          })) {
-        acc.reads.push_back(r);
-        acc.writes.push_back(r);
-      }
-  }
-}
-
-Status CudaFunction::planStreams() {
-  static const bool oneStream = [] {
-    const char *v = std::getenv("HALO_STREAMS");
-    return v && std::string(v) == "1";
-  }();
-  if (oneStream)
-    return Status::success();
-  std::vector<StepAccess> accesses;
-  for (const Step &st : steps_)
-    accesses.push_back(st.access);
-  StreamPlan plan = planTwoStreams(accesses);
-  if (!plan.anySide)
-    return Status::success();
-  for (size_t i = 0; i < steps_.size(); ++i) {
-    steps_[i].side = plan.side[i];
-    steps_[i].waitFor = plan.waitFor[i];
-  }
-  const std::vector<bool> &signals = plan.signals;
-  const CudaDriver &d = context_->driver();
-  HALO_CU_RETURN_IF_ERROR(d, cuStreamCreate(&side_, CU_STREAM_NON_BLOCKING));
-  HALO_CU_RETURN_IF_ERROR(d, cuEventCreate(&fork_, CU_EVENT_DISABLE_TIMING));
-  events_.assign(steps_.size(), nullptr);
-  for (size_t i = 0; i < steps_.size(); ++i)
-    if (signals[i])
-      HALO_CU_RETURN_IF_ERROR(d, cuEventCreate(&events_[i], CU_EVENT_DISABLE_TIMING));
-  StatusOr<std::unique_ptr<GemmEngine>> engine = GemmEngine::create(*context_);
-  if (!engine.ok())
-    return Status::error("the side stream's GEMM engine: " + engine.status().message());
-  sideGemms_ = std::move(*engine);
-  for (const Step &st : steps_)
-    if (st.side)
-      for (const Command &c : st.commands)
-        if (c.kind == Command::Kind::Gemm)
-          if (Status prepared = sideGemms_->prepare(c.desc, &c.operands); !prepared.ok())
-            return Status::error(c.what + ": " + prepared.message());
   return Status::success();
 }
 
@@ -493,8 +402,6 @@ Status CudaFunction::addGuard() {
     c.argPointers.push_back(&a);
   Step step;
   step.commands.push_back(std::move(c));
-  step.access.writes = {{guard_, guard_ + sizeof(kGuardReset)}};
-  step.access.reads = step.access.writes;
   steps_.push_back(std::move(step));
   return Status::success();
 }
@@ -544,7 +451,6 @@ Status CudaFunction::bindGemm(const cpu::Op &op, Step &out) {
   g.aType = gemmType(a.type);
   g.bType = gemmType(info(op.operands[bIndex]).type);
   out.commands.push_back(std::move(cmd));
-  out.access.weightGradient = op.attrs.role == "bwd_weight";
   return Status::success();
 }
 
@@ -886,64 +792,38 @@ Status CudaFunction::bindTensorCoreAttention(const cpu::Op &op,
 //===----------------------------------------------------------------------===//
 
 Status CudaFunction::runSteps(size_t first, size_t last, CUstream stream) {
+  const CudaDriver &d = context_->driver();
   for (size_t i = first; i < last && i < steps_.size(); ++i)
-    HALO_RETURN_IF_ERROR(enqueue(steps_[i], stream, *gemms_));
+    for (Command &c : steps_[i].commands) {
+      CUresult r = CUDA_SUCCESS;
+      switch (c.kind) {
+      case Command::Kind::Launch:
+        r = d.cuLaunchKernel(c.function, c.grid[0], c.grid[1], c.grid[2], c.block[0], c.block[1],
+                             c.block[2], c.sharedBytes, stream, c.argPointers.data(), nullptr);
+        break;
+      case Command::Kind::Memset:
+        r = d.cuMemsetD8Async(c.pointer, 0, c.bytes, stream);
+        break;
+      case Command::Kind::Custom: {
+        Status s = c.custom(stream);
+        if (!s.ok())
+          return Status::error(c.what + ": " + s.message());
+        break;
+      }
+      case Command::Kind::Gemm: {
+        Status s = gemms_->run(c.desc, c.operands, stream);
+        if (!s.ok())
+          return Status::error(c.what + ": " + s.message());
+        break;
+      }
+      }
+      if (r != CUDA_SUCCESS)
+        return Status::error(c.what + ": " + d.describe(r));
+    }
   return Status::success();
 }
 
-Status CudaFunction::enqueue(Step &step, CUstream stream, GemmEngine &gemms) {
-  const CudaDriver &d = context_->driver();
-  for (Command &c : step.commands) {
-    CUresult r = CUDA_SUCCESS;
-    switch (c.kind) {
-    case Command::Kind::Launch:
-      r = d.cuLaunchKernel(c.function, c.grid[0], c.grid[1], c.grid[2], c.block[0], c.block[1],
-                           c.block[2], c.sharedBytes, stream, c.argPointers.data(), nullptr);
-      break;
-    case Command::Kind::Memset:
-      r = d.cuMemsetD8Async(c.pointer, 0, c.bytes, stream);
-      break;
-    case Command::Kind::Custom: {
-      Status s = c.custom(stream);
-      if (!s.ok())
-        return Status::error(c.what + ": " + s.message());
-      break;
-    }
-    case Command::Kind::Gemm: {
-      Status s = gemms.run(c.desc, c.operands, stream);
-      if (!s.ok())
-        return Status::error(c.what + ": " + s.message());
-      break;
-    }
-    }
-    if (r != CUDA_SUCCESS)
-      return Status::error(c.what + ": " + d.describe(r));
-  }
-  return Status::success();
-}
-
-Status CudaFunction::run(CUstream stream) {
-  if (!side_)
-    return runSteps(0, steps_.size(), stream);
-  const CudaDriver &d = context_->driver();
-  HALO_CU_RETURN_IF_ERROR(d, cuEventRecord(fork_, stream));
-  HALO_CU_RETURN_IF_ERROR(d, cuStreamWaitEvent(side_, fork_, 0));
-  int64_t lastSide = -1;
-  for (size_t i = 0; i < steps_.size(); ++i) {
-    Step &st = steps_[i];
-    CUstream s = st.side ? side_ : stream;
-    if (st.waitFor >= 0)
-      HALO_CU_RETURN_IF_ERROR(d, cuStreamWaitEvent(s, events_[st.waitFor], 0));
-    HALO_RETURN_IF_ERROR(enqueue(st, s, st.side ? *sideGemms_ : *gemms_));
-    if (events_[i])
-      HALO_CU_RETURN_IF_ERROR(d, cuEventRecord(events_[i], s));
-    if (st.side)
-      lastSide = int64_t(i);
-  }
-  if (lastSide >= 0)
-    HALO_CU_RETURN_IF_ERROR(d, cuStreamWaitEvent(stream, events_[lastSide], 0));
-  return Status::success();
-}
+Status CudaFunction::run(CUstream stream) { return runSteps(0, steps_.size(), stream); }
 
 Status CudaFunction::captureGraph(CUstream stream) {
   if (graphExec_)

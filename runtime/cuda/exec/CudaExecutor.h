@@ -15,16 +15,9 @@
 // input (parameters, moments, tokens, targets, step), owned here; AdamW
 // updates in place; values a kernel needs but the plan does not place
 // (attention's lse in `forward`, the unclipped norm) get small buffers of
-// their own. One scratch buffer serves all kernels (steps that share it are
-// ordered); each kernel step has its own slice of one zeroed workspace.
-//
-// Streams: run() puts the weight-gradient GEMMs (role bwd_weight), and the
-// kernels that only read their results, on a second stream with a GEMM
-// engine of its own, so they overlap the memory-bound kernels of the
-// input-gradient chain (StreamPlan.h). Each step records the device byte
-// ranges it reads and writes: arena slots, so the memory plan's reuse of a
-// slot is a dependency too, and the shared scratch and guard buffers.
-// HALO_STREAMS=1 keeps everything on one stream; runSteps() always does.
+// their own. One scratch buffer serves all kernels (one stream, so they
+// never overlap); each kernel step has its own slice of one zeroed
+// workspace.
 //
 // After prepare(), run() only enqueues work: no allocation and no host
 // synchronisation, so the whole step is captured once as a CUDA graph
@@ -37,7 +30,6 @@
 #include "runtime/cpu/Program.h"
 #include "runtime/cuda/CudaContext.h"
 #include "runtime/cuda/blas/GemmEngine.h"
-#include "runtime/cuda/exec/StreamPlan.h"
 
 #include <map>
 #include <memory>
@@ -141,12 +133,6 @@ private:
                     const CudaModules &modules, Step &out);
   Status bindGemm(const cpu::Op &op, Step &out);
   Status addGuard();
-  /// The byte ranges step `index` reads and writes (after binding).
-  void recordAccesses(size_t index);
-  /// Picks each step's stream and cross-stream wait (see the file comment);
-  /// creates the side stream, its GEMM engine and the events.
-  Status planStreams();
-  Status enqueue(Step &step, CUstream stream, GemmEngine &gemms);
   /// One Custom command running attention(_grad) through
   /// TensorCoreAttention instead of the generated kernels (with
   /// HALO_ATTENTION=cublaslt).
@@ -168,13 +154,6 @@ private:
   std::vector<std::unique_ptr<TensorCoreAttention>> attention_;
   CUgraph graph_ = nullptr;
   CUgraphExec graphExec_ = nullptr;
-  /// The second stream (null: one stream), its GEMM engine, and an event
-  /// per step (null where no step of the other stream waits for it); fork_
-  /// starts the side stream after the work enqueued before run().
-  CUstream side_ = nullptr;
-  std::unique_ptr<GemmEngine> sideGemms_;
-  std::vector<CUevent> events_;
-  CUevent fork_ = nullptr;
 };
 
 } // namespace halo::cuda
