@@ -6,9 +6,16 @@
 // HALO-2: over features and over tokens), are summed before the un-rotation:
 // 7 un-rotations of input gradients per LLaMA layer become 4.
 //
+// The Frobenius norm is rotation-invariant (H is orthonormal), so
+// halo.global_norm reads a weight gradient before its un-rotation; the
+// un-rotation then feeds only AdamW, and halo-fuse moves it into the
+// optimizer kernel, where AdamW un-rotates each row in registers (no kernel
+// that reads and writes the whole gradient once more).
+//
 // Exact in real arithmetic; in floating point the sum is rounded before the
-// rotation instead of after it, so results change by rounding (which is why
-// this is not part of halo-simplify, which changes no bit).
+// rotation instead of after it (the norm sums other squares), so results
+// change by rounding (which is why this is not part of halo-simplify, which
+// changes no bit).
 //
 //===----------------------------------------------------------------------===//
 #include "passes/Passes.h"
@@ -43,10 +50,37 @@ struct SumBeforeRotation : OpRewritePattern<AddOp> {
   }
 };
 
+/// global_norm(..., hadamard(x){right}, ...) -> global_norm(..., x, ...) where
+/// the rotation's other users are AdamW (as its gradient) or the function's
+/// return: only where the rewrite lets halo-fuse drop the rotation's kernel.
+struct NormBeforeRotation : OpRewritePattern<GlobalNormOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(GlobalNormOp norm, PatternRewriter &rewriter) const override {
+    auto onlyAdamW = [&](HadamardOp h) {
+      for (OpOperand &use : h->getUses()) {
+        Operation *user = use.getOwner();
+        auto adam = dyn_cast<AdamWOp>(user);
+        if (user != norm && !isa<func::ReturnOp>(user) &&
+            !(adam && use.getOperandNumber() == 1))
+          return false;
+      }
+      return true;
+    };
+    bool changed = false;
+    for (OpOperand &t : norm->getOpOperands())
+      if (auto h = t.get().getDefiningOp<HadamardOp>();
+          h && h.getSide() == HadamardSide::right && onlyAdamW(h)) {
+        rewriter.modifyOpInPlace(norm, [&] { t.set(h.getX()); });
+        changed = true;
+      }
+    return success(changed);
+  }
+};
+
 struct FactorRotationsPass : halo::impl::HaloFactorRotationsBase<FactorRotationsPass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    patterns.add<SumBeforeRotation>(&getContext());
+    patterns.add<SumBeforeRotation, NormBeforeRotation>(&getContext());
     if (failed(applyGreedily(getOperation(), std::move(patterns))))
       return signalPassFailure();
   }

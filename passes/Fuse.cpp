@@ -260,6 +260,16 @@ void fuseFunction(func::FuncOp func) {
       for (Operation *user : ceg.getLogits().getUsers())
         if (auto ce = dyn_cast<CrossEntropyOp>(user); ce && ce.getTargets() == ceg.getTargets())
           groups.push_back({{ce, ceg}, "cross_entropy"});
+    // A weight gradient's right un-rotation that only AdamW reads (the norm
+    // reads the rotated gradient, halo-factor-rotations) runs inside AdamW's
+    // step; the function may still return the un-rotated gradient.
+    if (auto adam = dyn_cast<AdamWOp>(op))
+      if (auto h = adam.getGrad().getDefiningOp<HadamardOp>();
+          h && h.getSide() == HadamardSide::right && h->getBlock() == &block &&
+          llvm::all_of(h->getUsers(), [&](Operation *u) {
+            return u == adam || isa<func::ReturnOp>(u);
+          }))
+        optimizer.push_back(h);
     if (isa<GlobalNormOp, ClipCoefOp, LrScheduleOp, AdamWOp>(op))
       optimizer.push_back(&op);
     // The BF16 compute copy of an updated master: AdamW writes it.

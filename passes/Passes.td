@@ -93,8 +93,12 @@ def HaloFactorRotations : Pass<"halo-factor-rotations", "::mlir::ModuleOp"> {
     the same rotation (side, direction) of values used nowhere else, the sum is
     formed first and rotated once. At HALO-1/2 this un-rotates the summed
     input gradients of q/k/v and of gate/up once instead of per GEMM (at
-    HALO-2 over both features and tokens). Exact in real arithmetic; the sum is
-    rounded before the rotation instead of after, so bits change.
+    HALO-2 over both features and tokens). Also, `halo.global_norm` reads a
+    weight gradient before its right un-rotation (the norm is
+    rotation-invariant) where that rotation otherwise feeds only AdamW (or the
+    return), so halo-fuse can run the un-rotation inside AdamW. Exact in real
+    arithmetic; the sum is rounded before the rotation instead of after, so
+    bits change.
     ```mlir
     %a = halo.hadamard %p {side = #halo.side<right>, transposed} : ...
     %b = halo.hadamard %q {side = #halo.side<right>, transposed} : ...

@@ -133,6 +133,17 @@ LogicalResult emitOptimizer(exec::KernelOp kernel, Block &body,
                                      [](Operation *u) { return isa<CastOp>(u); });
       p.grad = elemOf(adam.getGrad());
       p.moments = elemOf(adam.getM());
+      // A right hadamard in this kernel (halo-fuse's weight-gradient
+      // un-rotation) runs inside the step, row by row.
+      if (auto h = adam.getGrad().getDefiningOp<HadamardOp>(); h && h->getBlock() == &body) {
+        if (h.getSide() != HadamardSide::right)
+          return kernel.emitError("CUDA emission of ")
+                 << kernel.getName() << ": AdamW un-rotates right hadamards only";
+        p.rotateRows = true;
+        p.rowLength = dim(h.getX(), 1);
+        p.transposed = h.getTransposed();
+        p.writeGrad = !h->hasOneUse();
+      }
       if (failed(add(kernel, parts, ck::adamwKernel(p))))
         return failure();
     }

@@ -31,8 +31,9 @@ void adamw(F *param, const F *grad, F *m, F *v, int64_t n, double lr,
     F mhat = mi * c1, vhat = vi * c2;
     param[i] = param[i] * decay - lrF * mhat / (std::sqrt(vhat) + epsF);
     if (bf16Moments) {
-      mi = F(numerics::stochasticRoundToBF16(float(mi), numerics::momentRoundingBits(step, i, 0)));
-      vi = F(numerics::stochasticRoundToBF16(float(vi), numerics::momentRoundingBits(step, i, 1)));
+      uint32_t bits = numerics::momentRoundingBits(step, i);
+      mi = F(numerics::stochasticRoundToBF16(float(mi), bits));
+      vi = F(numerics::stochasticRoundToBF16(float(vi), bits >> 16));
     }
     m[i] = mi;
     v[i] = vi;

@@ -61,9 +61,10 @@ inline float stochasticRoundToBF16(float x, uint32_t random16) {
   return x;
 }
 
-/// The random bits of AdamW's BF16 moments: a hash of (step, element, moment)
-/// (moment 0 = exp_avg, 1 = exp_avg_sq), so a step is reproducible and the CPU
-/// oracle rounds exactly like the GPU. lowbias32 (C. Wellons) mixes each input.
+/// The random bits of AdamW's BF16 moments: one hash of (step, element), so a
+/// step is reproducible and the CPU oracle rounds exactly as the GPU does;
+/// the low 16 bits round exp_avg, the high 16 exp_avg_sq. lowbias32
+/// (C. Wellons) mixes each input.
 inline uint32_t hashBits32(uint32_t x) {
   x ^= x >> 16;
   x *= 0x7FEB352Du;
@@ -72,9 +73,9 @@ inline uint32_t hashBits32(uint32_t x) {
   x ^= x >> 16;
   return x;
 }
-inline uint32_t momentRoundingBits(int64_t step, int64_t element, uint32_t moment) {
+inline uint32_t momentRoundingBits(int64_t step, int64_t element) {
   uint32_t e = static_cast<uint32_t>(element) ^ (static_cast<uint32_t>(element >> 32) * 0x9E3779B9u);
-  return hashBits32(e ^ hashBits32(static_cast<uint32_t>(step) * 2u + moment));
+  return hashBits32(e ^ hashBits32(static_cast<uint32_t>(step)));
 }
 
 /// Float -> INT8, round half to even, clamped to [-127, 127]; NaN gives 0.

@@ -210,7 +210,7 @@ def Halo_AdamWOp : Halo_PureOp<"adamw"> {
     The arithmetic is FP32. BF16 moments (train.moment_dtype) store m' and v'
     rounded stochastically: with round-to-nearest, v' = 0.999 v + 0.001 g^2
     would never decrease (the change is below half a BF16 ulp). The random
-    bits are a hash of (step, element, moment), so steps are reproducible.
+    bits are a hash of (step, element), so steps are reproducible.
   }];
   let arguments = (ins Halo_FloatTensor:$param, Halo_FloatTensor:$grad, Halo_FloatTensor:$m,
                        Halo_FloatTensor:$v, Halo_F32Scalar:$lr, Halo_I32Scalar:$step,

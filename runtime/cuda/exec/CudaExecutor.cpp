@@ -194,7 +194,7 @@ StatusOr<CUfunction> CudaModules::function(const std::string &name,
 //===----------------------------------------------------------------------===//
 
 struct CudaFunction::Command {
-  enum class Kind { Launch, Gemm, Memset, Custom } kind = Kind::Launch;
+  enum class Kind { Launch, Gemm, Custom } kind = Kind::Launch;
   std::string what; ///< "kernel <name> launch <entry>", for errors.
   // Launch
   CUfunction function = nullptr;
@@ -204,9 +204,6 @@ struct CudaFunction::Command {
   // Gemm
   GemmDesc desc;
   GemmOperands operands;
-  // Memset
-  CUdeviceptr pointer = 0;
-  size_t bytes = 0;
   // Custom: enqueues its work on the stream (no allocation, no sync).
   std::function<Status(CUstream)> custom;
 };
@@ -485,7 +482,6 @@ Status CudaFunction::bindKernel(const cpu::ScheduleStep &s, const cpu::CudaKerne
   names["error"] = guard_ + kBadIdSlot;
 
   const std::string &kind = kernel.kind;
-  std::vector<std::string> memsets; // names of outputs zeroed before the kernel
   const cpu::Op *first = ops.front();
   if (kind == "hadamard_quantize" || kind == "quantize") {
     const cpu::Op *q = find(OpKind::Quantize);
@@ -605,8 +601,7 @@ Status CudaFunction::bindKernel(const cpu::ScheduleStep &s, const cpu::CudaKerne
   } else if (kind == "embedding_grad") {
     bind("ids", first->operands[0]);
     bind("dout", first->operands[1]);
-    bind("dtable", first->results[0]);
-    memsets.push_back("dtable");
+    bind("dtable", first->results[0]); // every element written: no memset
   } else if (kind == "transpose") {
     bind("in", first->operands[0]);
     bind("out", first->results[0]);
@@ -634,17 +629,9 @@ Status CudaFunction::bindKernel(const cpu::ScheduleStep &s, const cpu::CudaKerne
       return bindTensorCoreAttention(*first, names, out);
   }
 
-  for (const std::string &m : memsets) {
-    Command c;
-    c.kind = Command::Kind::Memset;
-    c.what = fmt::format("kernel {}: zeroing {}", s.kernel, m);
-    c.pointer = names[m];
-    c.bytes = valueBytes(first->results[0]);
-    out.commands.push_back(std::move(c));
-  }
-
   // The optimizer's parts run in the emitter's order: per global norm, one
-  // _sumsq per tensor then _finish; _lr; one _step per AdamW.
+  // _sumsq per tensor then _finish; _lr; one _step per AdamW (which also
+  // runs the right hadamard producing its gradient, when the kernel holds one).
   const cpu::Op *norm = find(OpKind::GlobalNorm), *clip = find(OpKind::ClipCoef);
   size_t sumsq = 0, adam = 0;
   for (const cpu::KernelPart &part : kernel.parts) {
@@ -686,9 +673,20 @@ Status CudaFunction::bindKernel(const cpu::ScheduleStep &s, const cpu::CudaKerne
           if (!a)
             return Status::error(fmt::format("kernel {}: more _step launches than AdamW ops",
                                              s.kernel));
+          // A gradient un-rotated inside the kernel (adamwKernel's rotateRows):
+          // the step reads the hadamard's input and, if asked, writes its
+          // result (which has no buffer otherwise: bind it only then).
+          const cpu::Op *rot = nullptr;
+          for (const cpu::Op *op : ops)
+            if (op->kind == OpKind::Hadamard && op->results[0] == a->operands[1])
+              rot = op;
           int k = 0;
-          for (const char *name : {"param", "grad", "m", "v", "lr", "step", "gradScale"})
-            bind(name, a->operands[k++]);
+          for (const char *name : {"param", "grad", "m", "v", "lr", "step", "gradScale"}) {
+            bind(name, k == 1 && rot ? rot->operands[0] : a->operands[k]);
+            ++k;
+          }
+          if (rot && l.signature.find("gradOut") != std::string::npos)
+            bind("gradOut", rot->results[0]);
           for (const cpu::Op *op : ops)
             if (op->kind == OpKind::Cast && op->operands[0] == a->results[0])
               bind("copy", op->results[0]);
@@ -734,8 +732,17 @@ Status CudaFunction::bindKernel(const cpu::ScheduleStep &s, const cpu::CudaKerne
     if (norm)
       for (int64_t g : norm->operands) {
         std::string name;
+        // The norm may read the rotated gradient (halo-factor-rotations).
+        auto feeds = [&](int64_t grad) {
+          if (grad == g)
+            return true;
+          for (const cpu::Op *h : ops)
+            if (h->kind == OpKind::Hadamard && h->results[0] == grad && h->operands[0] == g)
+              return true;
+          return false;
+        };
         for (const cpu::Op *a : ops)
-          if (a->kind == OpKind::AdamW && a->operands[1] == g)
+          if (a->kind == OpKind::AdamW && feeds(a->operands[1]))
             for (const cpu::Binding &b : function_.inputs)
               if (b.value == a->operands[0])
                 name = b.param;
@@ -800,9 +807,6 @@ Status CudaFunction::runSteps(size_t first, size_t last, CUstream stream) {
       case Command::Kind::Launch:
         r = d.cuLaunchKernel(c.function, c.grid[0], c.grid[1], c.grid[2], c.block[0], c.block[1],
                              c.block[2], c.sharedBytes, stream, c.argPointers.data(), nullptr);
-        break;
-      case Command::Kind::Memset:
-        r = d.cuMemsetD8Async(c.pointer, 0, c.bytes, stream);
         break;
       case Command::Kind::Custom: {
         Status s = c.custom(stream);

@@ -742,7 +742,7 @@ StatusOr<GeneratedKernel> rmsNormBackwardKernel(const RmsNormParams &p) {
                  ">(part, dw);\n");
   k.launches.push_back({k.program + "_bwd", {static_cast<unsigned>(nb), 1, 1},
                         {threads, 1, 1}, 0, params});
-  k.launches.push_back({k.program + "_dw", {gridFor(p.dim, 256, 1 << 30), 1, 1},
+  k.launches.push_back({k.program + "_dw", {gridFor(p.dim, 32, 1 << 30), 1, 1},
                         {256, 1, 1}, 0, p2});
   k.scratchBytes = static_cast<size_t>(nb * p.dim * 4);
   k.source = assemble(k.program, {"rmsnorm.cuh"}, w);
@@ -778,13 +778,18 @@ StatusOr<GeneratedKernel> ropeKernel(const RopeParams &p) {
        "{ return kInvFreq[i]; }\n};\n} // namespace halo_gen\n";
   std::string params = std::string("const ") + kBf16 + "* q, const " + kBf16 +
                        "* k, " + kBf16 + "* qOut, " + kBf16 + "* kOut";
+  // 16-byte vectors where the half row allows; 8 heads per block share the
+  // token's cos/sin (4 blocks per token group for 32 heads: enough blocks).
+  int64_t vec = half % 8 == 0 ? 8 : half % 4 == 0 ? 4 : half % 2 == 0 ? 2 : 1;
+  int64_t heads = p.qHeads + p.kvHeads, hpb = std::min<int64_t>(heads, 8);
   w += entry(k.program, "_rope", 256, params,
              "  halo::rope<" + str(p.seqLen) + ", " + str(p.qHeads) + ", " +
-                 str(p.kvHeads) + ", " + str(p.headDim) + ", " +
-                 (p.inverse ? "true" : "false") +
+                 str(p.kvHeads) + ", " + str(p.headDim) + ", " + str(vec) + ", " +
+                 str(hpb) + ", " + (p.inverse ? "true" : "false") +
                  ", halo_gen::InvFreq>(q, k, qOut, kOut, " + str(p.tokens) + ");\n");
-  int64_t work = p.tokens * (p.qHeads + p.kvHeads) * half;
-  k.launches.push_back({k.program + "_rope", {gridFor(work, 256, kSmCountHint * 16), 1, 1},
+  k.launches.push_back({k.program + "_rope",
+                        {gridFor(p.tokens * (half / vec), 256, int64_t{1} << 30),
+                         static_cast<unsigned>((heads + hpb - 1) / hpb), 1},
                         {256, 1, 1}, 0, params});
   k.source = assemble(k.program, {"elementwise.cuh"}, w);
   return k;
@@ -835,18 +840,47 @@ StatusOr<GeneratedKernel> embeddingKernel(const EmbeddingParams &p) {
   unsigned threads = rowThreads(p.dim);
   std::string pf = std::string("const int* __restrict__ ids, const ") + kBf16 +
                    "* __restrict__ table, " + kBf16 + "* __restrict__ out, int* error";
-  std::string pb = std::string("const int* __restrict__ ids, const ") + kBf16 +
-                   "* __restrict__ dout, float* dtable, int* error";
-  std::string tmpl = str(p.vocab) + ", " + str(p.dim);
   std::string w =
       entry(k.program, "_fwd", threads, pf,
-            "  halo::embedding_fwd<" + tmpl + ">(ids, table, out, error);\n");
-  w += entry(k.program, "_bwd", threads, pb,
-             "  halo::embedding_bwd<" + tmpl + ">(ids, dout, dtable, error);\n");
+            "  halo::embedding_fwd<" + str(p.vocab) + ", " + str(p.dim) +
+                ">(ids, table, out, error);\n");
   k.launches.push_back({k.program + "_fwd", {static_cast<unsigned>(p.tokens), 1, 1},
                         {threads, 1, 1}, 0, pf});
-  k.launches.push_back({k.program + "_bwd", {static_cast<unsigned>(p.tokens), 1, 1},
-                        {threads, 1, 1}, 0, pb});
+  // Backward: 16-column slices (256 blocks at dim 4096) with the whole vocab
+  // in 64 KiB of shared memory; a larger vocab is cut into segments of
+  // 32-column slices (128-byte row pieces for the write-bound store), each
+  // segment's tokens listed once by _bwd_list.
+  constexpr int64_t kThreads = 512, kAccBytes = 64 << 10;
+  int64_t s = p.dim % 16 == 0 ? 16 : 8, vs = p.vocab, nseg = 1;
+  if (p.vocab * s * 4 > kAccBytes) {
+    s = p.dim % 32 == 0 ? 32 : s;
+    vs = kAccBytes / (s * 4);
+    nseg = (p.vocab + vs - 1) / vs;
+  }
+  std::string tmpl = str(p.vocab) + ", " + str(p.dim) + ", " + str(p.tokens) + ", " +
+                     str(vs) + ", " + str(s) + ", " + str(nseg) + ", " + str(kThreads);
+  unsigned smem = static_cast<unsigned>((vs * s + kThreads * s / 2 + 2 * kThreads) * 4);
+  Dim3 grid{static_cast<unsigned>(p.dim / s), static_cast<unsigned>(nseg), 1};
+  std::string pd = std::string("const ") + kBf16 + "* __restrict__ dout, float* __restrict__ dtable";
+  if (nseg == 1) {
+    std::string pb = "const int* __restrict__ ids, " + pd + ", int* error";
+    w += entry(k.program, "_bwd", kThreads, pb,
+               "  halo::embedding_bwd<" + tmpl + ">(ids, nullptr, dout, dtable, error);\n");
+    k.launches.push_back({k.program + "_bwd", grid, {kThreads, 1, 1}, smem, pb});
+  } else {
+    std::string pl = "const int* __restrict__ ids, int* __restrict__ part, int* error";
+    w += entry(k.program, "_bwd_list", kThreads, pl,
+               "  halo::embedding_bwd_list<" + str(p.vocab) + ", " + str(p.tokens) + ", " +
+                   str(vs) + ", " + str(nseg) + ", " + str(kThreads) +
+                   ", 8>(ids, part, error);\n");
+    std::string pb = "const int* __restrict__ part, " + pd;
+    w += entry(k.program, "_bwd", kThreads, pb,
+               "  halo::embedding_bwd<" + tmpl + ">(nullptr, part, dout, dtable, nullptr);\n");
+    k.launches.push_back({k.program + "_bwd_list", {static_cast<unsigned>(nseg), 1, 1},
+                          {kThreads, 1, 1}, 0, pl});
+    k.launches.push_back({k.program + "_bwd", grid, {kThreads, 1, 1}, smem, pb});
+    k.scratchBytes = static_cast<size_t>(((nseg + 1) / 2 * 2 + nseg * p.tokens * 2) * 4);
+  }
   k.source = assemble(k.program, {"elementwise.cuh"}, w);
   return k;
 }
@@ -935,8 +969,12 @@ StatusOr<GeneratedKernel> lrScheduleKernel(const LrScheduleParams &p) {
 }
 
 StatusOr<GeneratedKernel> adamwKernel(const AdamWParams &p) {
+  const std::string what = "adamwKernel";
   if (p.elements < 1 || !(p.beta1 >= 0 && p.beta1 < 1 && p.beta2 >= 0 && p.beta2 < 1))
-    return invalid("adamwKernel", "needs elements >= 1 and betas in [0, 1)");
+    return invalid(what, "needs elements >= 1 and betas in [0, 1)");
+  if (p.rotateRows && (p.rowLength < 1 || p.elements % p.rowLength != 0))
+    return invalid(what, "rotated rows of " + str(p.rowLength) + " elements do not tile " +
+                             str(p.elements));
   GeneratedKernel k;
   k.program = "halo_adamw_" + str(p.elements) + (p.writeBf16Copy ? "_copy" : "") +
               (p.grad == ElemType::BF16 ? "_bf16g" : "") +
@@ -947,14 +985,36 @@ StatusOr<GeneratedKernel> adamwKernel(const AdamWParams &p) {
                        "* __restrict__ v, const float* lr, const int* step, "
                        "const float* gradScale, " +
                        kBf16 + "* __restrict__ copy";
+  const std::string tail = doubleLiteral(p.beta1) + ", " + doubleLiteral(p.beta2) + ", " +
+                           doubleLiteral(p.eps) + ", " + doubleLiteral(p.weightDecay) + ", copy";
+  const std::string copy = p.writeBf16Copy ? "true" : "false";
+  if (p.rotateRows) {
+    auto geo = rowGeometry(p.rowLength, true, what, true);
+    if (!geo.ok())
+      return geo.status();
+    const RowGeometry &g = *geo;
+    k.program += "_rows" + str(p.rowLength) + (p.transposed ? "_ht" : "") +
+                 (p.writeGrad ? "_g" : "");
+    if (p.writeGrad)
+      params += std::string(", ") + elemCType(p.grad) + "* __restrict__ gradOut";
+    std::string w = signTable(static_cast<int>(g.K), !p.transposed);
+    w += entry(k.program, "_step", g.threads, params,
+               "  halo::adamw_rows<" + rowType(g, true) + ", halo::" + elemName(p.grad) +
+                   ", halo::" + elemName(p.moments) + ", " + copy + ">(param, grad, " +
+                   floatLiteral(inverseSqrt(p.rowLength)) +
+                   ", m, v, lr, step, gradScale, " + tail +
+                   (p.writeGrad ? ", gradOut" : ", nullptr") + ");\n");
+    k.launches.push_back({k.program + "_step",
+                          {static_cast<unsigned>(p.elements / p.rowLength), 1, 1},
+                          {g.threads, 1, 1}, rowSmem(g, 0), params});
+    k.source = assemble(k.program, {"hadamard_rows.cuh", "elementwise.cuh"}, w);
+    return k;
+  }
   std::string w = entry(k.program, "_step", 256, params,
                         std::string("  halo::adamw<halo::") + elemName(p.grad) + ", halo::" +
                             elemName(p.moments) + ", " + str(p.elements) + "ull, 256, " +
-                            (p.writeBf16Copy ? "true" : "false") +
-                            ">(param, grad, m, v, lr, step, gradScale, " +
-                            doubleLiteral(p.beta1) + ", " + doubleLiteral(p.beta2) +
-                            ", " + doubleLiteral(p.eps) + ", " +
-                            doubleLiteral(p.weightDecay) + ", copy);\n");
+                            copy + ">(param, grad, m, v, lr, step, gradScale, " + tail +
+                            ");\n");
   k.launches.push_back({k.program + "_step",
                         {gridFor(std::max<int64_t>(1, p.elements / 4), 256, kSmCountHint * 8), 1, 1},
                         {256, 1, 1}, 0, params});

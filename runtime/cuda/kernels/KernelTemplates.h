@@ -236,10 +236,14 @@ StatusOr<GeneratedKernel> swigluForwardKernel(int64_t elements);
 /// <p>_bwd(g, u, dy, dg, du).
 StatusOr<GeneratedKernel> swigluBackwardKernel(int64_t elements);
 
-/// <p>_fwd(const int* ids, table, out, int* error) and
-/// <p>_bwd(const int* ids, dout, float* dtable, int* error) (dtable must be
-/// zeroed by the caller; FP32 atomics). A bad id sets *error = 1 (forward
-/// writes a zero row, backward skips it).
+/// <p>_fwd(const int* ids, table, out, int* error) and the backward: for a
+/// vocab whose 16-column slice fits 64 KiB, <p>_bwd(const int* ids, dout,
+/// float* dtable, int* error); else <p>_bwd_list(const int* ids, int* part,
+/// int* error) then <p>_bwd(const int* part, dout, float* dtable) (part is
+/// scratchBytes). The backward writes every element of dtable (no zeroing)
+/// and sums each row in token order without atomics (deterministic, the CPU
+/// oracle's FP32 order). A bad id sets *error = 1 (forward writes a zero row,
+/// backward skips it).
 struct EmbeddingParams {
   int64_t tokens = 0;
   int64_t vocab = 0;
@@ -283,6 +287,11 @@ StatusOr<GeneratedKernel> lrScheduleKernel(const LrScheduleParams &);
 /// master weights (gradScale may be null; a non-finite *gradScale skips the
 /// update: the overflow guard; copy is written when writeBf16Copy, else
 /// ignored).
+/// rotateRows: `grad` is G_rot, the gradient before a right Hadamard over rows
+/// of rowLength elements (G = G_rot H^T when transposed, else G_rot H; the
+/// halo.hadamard inside the optimizer kernel), un-rotated row by row (one per
+/// block, hadamardKernel's FP32 operations and rounding to `grad`'s type)
+/// before the update; writeGrad adds a last parameter `gradOut` that receives G.
 struct AdamWParams {
   int64_t elements = 0;
   double beta1 = 0.9;
@@ -293,6 +302,10 @@ struct AdamWParams {
   ElemType grad = ElemType::F32;
   /// BF16 moments are stored rounded stochastically (elementwise.cuh).
   ElemType moments = ElemType::F32;
+  bool rotateRows = false;
+  int64_t rowLength = 0;
+  bool transposed = false;
+  bool writeGrad = false;
 };
 StatusOr<GeneratedKernel> adamwKernel(const AdamWParams &);
 

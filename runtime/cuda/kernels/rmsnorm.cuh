@@ -74,15 +74,27 @@ __device__ __forceinline__ void rmsnorm_fwd(const bf16 *x, const bf16 *res,
   }
 }
 
+__device__ __forceinline__ void bf16x8_to_float(uint4 raw, float *v) {
+  const unsigned w[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    v[2 * i] = __uint_as_float(w[i] << 16);
+    v[2 * i + 1] = __uint_as_float(w[i] & 0xFFFF0000u);
+  }
+}
+
 /// Backward, part 1: dx for rows [RPB b, RPB b + RPB) and the block's dw
-/// partial sums into part[b * D + d].
+/// partial sums into part[b * D + d]. The next row's h and dy (and this
+/// row's dres) load while this row's sums reduce; both sums share one
+/// barrier round (the same per-sum order as two block_sum calls).
 template <int D, int THREADS, int RPB, bool DRES>
 __device__ __forceinline__ void rmsnorm_bwd(const bf16 *h, const bf16 *w,
                                             const bf16 *dy, const bf16 *dres,
                                             float eps, int rows, bf16 *dx,
                                             float *part) {
   typedef RowChunks<D, THREADS> RC;
-  __shared__ float red[32];
+  constexpr int NW = THREADS / 32;
+  __shared__ float red[2][2][NW];
   float dw[RC::G][8];
   float wv[RC::G][8];
 #pragma unroll
@@ -94,27 +106,52 @@ __device__ __forceinline__ void rmsnorm_bwd(const bf16 *h, const bf16 *w,
       Elem<kBF16>::load8(w + RC::col(g), wv[g]);
   }
   const int r0 = blockIdx.x * RPB;
+  const int r1 = r0 + RPB < rows ? r0 + RPB : rows;
+  uint4 hn[RC::G], gn[RC::G];
+#pragma unroll
+  for (int g = 0; g < RC::G; ++g)
+    if (RC::valid(g) && r0 < r1) {
+      hn[g] = __ldg(reinterpret_cast<const uint4 *>(h + (size_t)r0 * D + RC::col(g)));
+      gn[g] = __ldg(reinterpret_cast<const uint4 *>(dy + (size_t)r0 * D + RC::col(g)));
+    }
 #pragma unroll 1
-  for (int rr = 0; rr < RPB; ++rr) {
-    const int row = r0 + rr;
-    if (row >= rows)
-      break;
+  for (int row = r0; row < r1; ++row) {
     float xv[RC::G][8], gv[RC::G][8];
+    uint4 dr[RC::G];
     float ss = 0.0f, dot = 0.0f;
 #pragma unroll
     for (int g = 0; g < RC::G; ++g) {
       if (!RC::valid(g))
         continue;
-      Elem<kBF16>::load8(h + (size_t)row * D + RC::col(g), xv[g]);
-      Elem<kBF16>::load8(dy + (size_t)row * D + RC::col(g), gv[g]);
+      bf16x8_to_float(hn[g], xv[g]);
+      bf16x8_to_float(gn[g], gv[g]);
+      if constexpr (DRES)
+        dr[g] = __ldg(reinterpret_cast<const uint4 *>(dres + (size_t)row * D + RC::col(g)));
+      if (row + 1 < r1) {
+        hn[g] = __ldg(reinterpret_cast<const uint4 *>(h + (size_t)(row + 1) * D + RC::col(g)));
+        gn[g] = __ldg(reinterpret_cast<const uint4 *>(dy + (size_t)(row + 1) * D + RC::col(g)));
+      }
 #pragma unroll
       for (int i = 0; i < 8; ++i) {
         ss += xv[g][i] * xv[g][i];
         dot += gv[g][i] * wv[g][i] * xv[g][i];
       }
     }
-    ss = block_sum<THREADS>(ss, red);
-    dot = block_sum<THREADS>(dot, red);
+    ss = warp_sum(ss);
+    dot = warp_sum(dot);
+    const int par = row & 1; // alternate buffers: one barrier per row
+    if ((threadIdx.x & 31) == 0) {
+      red[par][0][threadIdx.x >> 5] = ss;
+      red[par][1][threadIdx.x >> 5] = dot;
+    }
+    __syncthreads();
+    ss = red[par][0][0];
+    dot = red[par][1][0];
+#pragma unroll
+    for (int i = 1; i < NW; ++i) {
+      ss += red[par][0][i];
+      dot += red[par][1][i];
+    }
     const float r = 1.0f / sqrtf(ss / (float)D + eps);
     const float c = dot * r * r * r / (float)D;
 #pragma unroll
@@ -123,7 +160,7 @@ __device__ __forceinline__ void rmsnorm_bwd(const bf16 *h, const bf16 *w,
         continue;
       float o[8];
       if constexpr (DRES)
-        Elem<kBF16>::load8(dres + (size_t)row * D + RC::col(g), o);
+        bf16x8_to_float(dr[g], o);
 #pragma unroll
       for (int i = 0; i < 8; ++i) {
         float d = r * wv[g][i] * gv[g][i] - xv[g][i] * c;
@@ -144,18 +181,29 @@ __device__ __forceinline__ void rmsnorm_bwd(const bf16 *h, const bf16 *w,
   }
 }
 
-/// Backward, part 2: dw[d] = sum over the NB partial rows, in block order.
+/// Backward, part 2: dw[d] = sum over the NB partial rows: 32 columns per
+/// block, warp j sums rows j, j + 8, ... in order, then the 8 sums add in
+/// warp order (a fixed order: deterministic).
 template <int D, int NB>
 __device__ __forceinline__ void rmsnorm_dw_reduce(const float *part,
                                                   float *dw) {
-  const int d = blockIdx.x * blockDim.x + threadIdx.x;
-  if (d >= D)
-    return;
+  __shared__ float red[8][33];
+  const int lane = threadIdx.x & 31, j = threadIdx.x >> 5;
+  const int d = blockIdx.x * 32 + lane;
   float s = 0.0f;
-#pragma unroll 4
-  for (int b = 0; b < NB; ++b)
-    s += part[(size_t)b * D + d];
-  dw[d] = s;
+  if (d < D) {
+#pragma unroll 8
+    for (int b = j; b < NB; b += 8)
+      s += part[(size_t)b * D + d];
+  }
+  red[j][lane] = s;
+  __syncthreads();
+  if (j == 0 && d < D) {
+#pragma unroll
+    for (int i = 1; i < 8; ++i)
+      s += red[i][lane];
+    dw[d] = s;
+  }
 }
 
 } // namespace halo

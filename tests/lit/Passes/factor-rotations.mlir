@@ -39,3 +39,25 @@ func.func @kept(%a: tensor<16x8xbf16>, %b: tensor<16x8xbf16>) -> (tensor<16x8xbf
   %s2 = halo.add %la, %lb : (tensor<16x8xbf16>, tensor<16x8xbf16>) -> tensor<16x8xbf16>
   return %s1, %s2, %la : tensor<16x8xbf16>, tensor<16x8xbf16>, tensor<16x8xbf16>
 }
+
+// Tests that the global norm reads weight gradients before their right
+// un-rotation (the norm is rotation-invariant) where the rotation otherwise
+// feeds AdamW or the return only, and keeps it where anything else reads it.
+// CHECK-LABEL: func.func @norm
+func.func @norm(%a: tensor<16x8xbf16>, %b: tensor<16x8xbf16>, %c: tensor<16x8xbf16>,
+                %p: tensor<16x8xf32>, %lr: tensor<f32>, %step: tensor<i32>)
+    -> (tensor<f32>, tensor<16x8xf32>, tensor<16x8xf32>, tensor<16x8xbf16>, tensor<16x8xbf16>) {
+  // CHECK: %[[A:.+]] = halo.hadamard %arg0 {side = #halo.side<right>, transposed}
+  // CHECK: %[[B:.+]] = halo.hadamard %arg1 {side = #halo.side<right>, transposed}
+  // CHECK: %[[C:.+]] = halo.hadamard %arg2 {side = #halo.side<right>, transposed}
+  // CHECK: %[[D:.+]] = halo.add %[[C]], %[[C]]
+  // CHECK: halo.global_norm %arg0, %arg1, %[[C]] :
+  %ga = halo.hadamard %a {side = #halo.side<right>, transposed} : (tensor<16x8xbf16>) -> tensor<16x8xbf16>
+  %gb = halo.hadamard %b {side = #halo.side<right>, transposed} : (tensor<16x8xbf16>) -> tensor<16x8xbf16>
+  %gc = halo.hadamard %c {side = #halo.side<right>, transposed} : (tensor<16x8xbf16>) -> tensor<16x8xbf16>
+  %d = halo.add %gc, %gc : (tensor<16x8xbf16>, tensor<16x8xbf16>) -> tensor<16x8xbf16>
+  %n = halo.global_norm %ga, %gb, %gc : (tensor<16x8xbf16>, tensor<16x8xbf16>, tensor<16x8xbf16>) -> tensor<f32>
+  %pa, %ma, %va = halo.adamw %p, %ga, %p, %p, %lr, %step, %lr {beta1 = 0.9, beta2 = 0.999, eps = 1.0e-8, weight_decay = 0.0} : (tensor<16x8xf32>, tensor<16x8xbf16>, tensor<16x8xf32>, tensor<16x8xf32>, tensor<f32>, tensor<i32>, tensor<f32>) -> (tensor<16x8xf32>, tensor<16x8xf32>, tensor<16x8xf32>)
+  %pc, %mc, %vc = halo.adamw %p, %gc, %p, %p, %lr, %step, %lr {beta1 = 0.9, beta2 = 0.999, eps = 1.0e-8, weight_decay = 0.0} : (tensor<16x8xf32>, tensor<16x8xbf16>, tensor<16x8xf32>, tensor<16x8xf32>, tensor<f32>, tensor<i32>, tensor<f32>) -> (tensor<16x8xf32>, tensor<16x8xf32>, tensor<16x8xf32>)
+  return %n, %pa, %pc, %gb, %d : tensor<f32>, tensor<16x8xf32>, tensor<16x8xf32>, tensor<16x8xbf16>, tensor<16x8xbf16>
+}

@@ -151,3 +151,27 @@ func.func @residual_grad(%h: tensor<8x64xbf16>, %w: tensor<64xbf16>, %dy: tensor
   // CHECK: return %[[K]]#1, %[[K]]#0
   return %sum, %dw, %sum2, %dx2 : tensor<8x64xbf16>, tensor<64xf32>, tensor<8x64xbf16>, tensor<8x64xbf16>
 }
+
+// -----
+
+// Tests that a right un-rotation read only by AdamW (and the return) joins
+// the optimizer kernel, yielded when returned, and that one read by the
+// global norm keeps its own kernel.
+// CHECK-LABEL: func.func @unrotate_in_adamw
+func.func @unrotate_in_adamw(%a: tensor<16x8xbf16>, %b: tensor<16x8xbf16>, %p: tensor<16x8xf32>,
+                             %lr: tensor<f32>, %step: tensor<i32>)
+    -> (tensor<16x8xf32>, tensor<16x8xf32>, tensor<16x8xbf16>) {
+  // CHECK: %[[H:.+]] = exec.kernel "{{.*}}" kind "hadamard"(%arg1)
+  // CHECK: %[[K:.+]]:{{[0-9]+}} = exec.kernel "{{.*}}" kind "optimizer"(%arg0, %[[H]],
+  // CHECK-NEXT: ^bb0(
+  // CHECK-NEXT: %[[G:.+]] = halo.hadamard %arg{{[0-9]+}} {side = #halo.side<right>, transposed}
+  // CHECK-NEXT: halo.global_norm %arg{{[0-9]+}}, %arg{{[0-9]+}} :
+  // CHECK: halo.adamw %arg{{[0-9]+}}, %[[G]],
+  // CHECK: exec.yield %[[G]],
+  %ga = halo.hadamard %a {side = #halo.side<right>, transposed} : (tensor<16x8xbf16>) -> tensor<16x8xbf16>
+  %gb = halo.hadamard %b {side = #halo.side<right>, transposed} : (tensor<16x8xbf16>) -> tensor<16x8xbf16>
+  %n = halo.global_norm %a, %gb : (tensor<16x8xbf16>, tensor<16x8xbf16>) -> tensor<f32>
+  %pa, %ma, %va = halo.adamw %p, %ga, %p, %p, %lr, %step, %n {beta1 = 0.9, beta2 = 0.999, eps = 1.0e-8, weight_decay = 0.0} : (tensor<16x8xf32>, tensor<16x8xbf16>, tensor<16x8xf32>, tensor<16x8xf32>, tensor<f32>, tensor<i32>, tensor<f32>) -> (tensor<16x8xf32>, tensor<16x8xf32>, tensor<16x8xf32>)
+  %pb, %mb, %vb = halo.adamw %p, %gb, %p, %p, %lr, %step, %n {beta1 = 0.9, beta2 = 0.999, eps = 1.0e-8, weight_decay = 0.0} : (tensor<16x8xf32>, tensor<16x8xbf16>, tensor<16x8xf32>, tensor<16x8xf32>, tensor<f32>, tensor<i32>, tensor<f32>) -> (tensor<16x8xf32>, tensor<16x8xf32>, tensor<16x8xf32>)
+  return %pa, %pb, %ga : tensor<16x8xf32>, tensor<16x8xf32>, tensor<16x8xbf16>
+}

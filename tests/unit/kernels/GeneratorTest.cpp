@@ -211,6 +211,39 @@ TEST(Generator, FastOrderOnlyForGroupedK) {
   EXPECT_EQ(k->program.find("_fast"), std::string::npos);
 }
 
+// The AdamW step over a rotated gradient: one block per row, the right
+// Hadamard's row geometry (and its shared memory), the sign table of H^T,
+// gradOut only when asked for; rows must tile the parameter.
+TEST(Generator, AdamWRowsUnrotateTheGradient) {
+  AdamWParams p;
+  p.elements = int64_t{4096} * 14336;
+  p.grad = ElemType::BF16;
+  p.rotateRows = true;
+  p.transposed = true;
+  p.rowLength = 14336;
+  auto k = adamwKernel(p);
+  ASSERT_TRUE(k.ok()) << k.status().message();
+  ASSERT_EQ(k->launches.size(), 1u);
+  const LaunchSpec &l = k->launches[0];
+  EXPECT_EQ(l.grid.x, 4096u);
+  EXPECT_EQ(l.block.x, 256u);
+  EXPECT_EQ(l.sharedBytes, 14336u * 4 + 128);
+  EXPECT_NE(k->source.find("halo::RowHadamard<halo_gen::HK, 28, 512, 256, true, false>"),
+            std::string::npos);
+  EXPECT_NE(k->program.find("_rows14336_ht"), std::string::npos);
+  EXPECT_EQ(l.signature.find("gradOut"), std::string::npos);
+  p.rowLength = 4096; // K = 1: RowWide; G written too
+  p.elements = int64_t{14336} * 4096;
+  p.writeGrad = true;
+  k = adamwKernel(p);
+  ASSERT_TRUE(k.ok()) << k.status().message();
+  EXPECT_EQ(k->launches[0].grid.x, 14336u);
+  EXPECT_NE(k->source.find("halo::RowWide<4096, 64>"), std::string::npos);
+  EXPECT_NE(k->launches[0].signature.find("gradOut"), std::string::npos);
+  p.elements += 8; // not whole rows
+  EXPECT_FALSE(adamwKernel(p).ok());
+}
+
 TEST(Generator, LeftHadamardPasses) {
   HadamardQuantizeParams p;
   p.rows = 512;
@@ -400,6 +433,41 @@ TEST(Generator, AttentionOnTensorCoresWhereTheHeadDimAllows) {
     EXPECT_EQ(c->source.find("attn_mma_fwd"), std::string::npos) << hd;
     EXPECT_EQ(c->launches[0].sharedBytes, 0u) << hd;
   }
+}
+
+TEST(Generator, EmbeddingBackwardSegmentsLargeVocabs) {
+  // Vocab 256 at dim 4096: 16-column slices hold the whole vocab.
+  auto small = embeddingKernel({8192, 256, 4096});
+  ASSERT_TRUE(small.ok());
+  ASSERT_EQ(small->launches.size(), 2u);
+  const LaunchSpec *b = small->find("_bwd");
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->grid.x, 256u);
+  EXPECT_EQ(b->grid.y, 1u);
+  EXPECT_EQ(small->scratchBytes, 0u);
+  EXPECT_EQ(b->sharedBytes, (256u * 16 + 512 * 8 + 1024) * 4);
+  // Vocab 128256: segments of 512 rows x 32 columns, listed by _bwd_list.
+  auto large = embeddingKernel({8192, 128256, 4096});
+  ASSERT_TRUE(large.ok());
+  ASSERT_EQ(large->launches.size(), 3u);
+  EXPECT_EQ(large->launches[1].entry, large->program + "_bwd_list");
+  EXPECT_EQ(large->launches[1].grid.x, 251u);
+  EXPECT_EQ(large->launches[2].grid.x, 128u);
+  EXPECT_EQ(large->launches[2].grid.y, 251u);
+  EXPECT_EQ(large->launches[2].sharedBytes, (512u * 32 + 512 * 16 + 1024) * 4);
+  EXPECT_EQ(large->scratchBytes, size_t(252 + 251 * 8192 * 2) * 4);
+}
+
+TEST(Generator, RopeSharesCosSinOverHeadGroups) {
+  auto k = ropeKernel({8192, 2048, 32, 8, 128, 5e5, false});
+  ASSERT_TRUE(k.ok());
+  ASSERT_EQ(k->launches.size(), 1u);
+  EXPECT_EQ(k->launches[0].grid.x, 8192u * 8 / 256); // 8 pairs per thread
+  EXPECT_EQ(k->launches[0].grid.y, 5u);              // 40 heads, 8 per block
+  EXPECT_NE(k->source.find("halo::rope<2048, 32, 8, 128, 8, 8, false"), std::string::npos);
+  auto odd = ropeKernel({64, 64, 3, 0, 6, 1e4, true}); // half 3: scalar pairs
+  ASSERT_TRUE(odd.ok());
+  EXPECT_NE(odd->source.find("halo::rope<64, 3, 0, 6, 1, 3, true"), std::string::npos);
 }
 
 TEST(Generator, ProgramsAreDistinctIdentifiers) {

@@ -176,6 +176,20 @@ inline std::vector<KernelCase> kernelCases(const ModelShape &m) {
   am.moments = ElemType::BF16;
   am.elements = wElems + 3;
   cases.push_back({"adamw_bf16_moments", [=] { return adamwKernel(am); }});
+  // Gradients un-rotated in the step: down_proj's rows of FFN (K > 1), and
+  // gate/up's rows of hidden (RowWide at Llama-3-8B) with G written too.
+  AdamWParams ar = am;
+  ar.elements = wElems;
+  ar.rotateRows = true;
+  ar.transposed = true;
+  ar.rowLength = m.ffn;
+  cases.push_back({"adamw_rows_ffn", [=] { return adamwKernel(ar); }});
+  AdamWParams arh = ab;
+  arh.rotateRows = true;
+  arh.transposed = true;
+  arh.rowLength = m.hidden;
+  arh.writeGrad = true;
+  cases.push_back({"adamw_rows_hidden", [=] { return adamwKernel(arh); }});
   AttentionParams at{T / m.seqLen, m.seqLen, m.heads, m.kvHeads, m.headDim};
   cases.push_back({"attention_fwd", [=] { return attentionForwardKernel(at); }});
   cases.push_back({"attention_bwd", [=] { return attentionBackwardKernel(at); }});

@@ -385,12 +385,16 @@ public:
   void hadamardPlain(size_t rows, size_t cols, HadamardSide side, bool transposed,
                      ElemType in, ElemType out, bool timing, bool cluster = false);
   void rmsNorm(size_t rows, size_t dim, bool timing);
-  void rope(size_t tokens, size_t seq, size_t h, size_t kv, size_t hd);
+  void rope(size_t tokens, size_t seq, size_t h, size_t kv, size_t hd, bool timing);
   void swiglu(size_t n);
-  void embedding(size_t tokens, size_t vocab, size_t dim);
+  void embedding(size_t tokens, size_t vocab, size_t dim, bool timing);
   void crossEntropy(size_t tokens, size_t vocab);
   void norms(size_t n);
   void adamw(size_t n, bool bf16Moments);
+  /// AdamW on a gradient stored rotated (rotateRows, G = G_rot H^T) against
+  /// numerics::hadamardRows + cpu::adamw; timed against hadamardKernel +
+  /// the plain step.
+  void adamwRows(size_t rows, size_t cols, bool bf16Moments, bool writeGrad, bool timing);
   void overflowGuard(size_t n);
   void attention(size_t b, size_t s, size_t h, size_t kv, size_t hd, bool timing,
                  int64_t warps = 0);
@@ -934,7 +938,7 @@ void Checker::rmsNorm(size_t rows, size_t dim, bool timing) {
   }
 }
 
-void Checker::rope(size_t tokens, size_t seq, size_t h, size_t kv, size_t hd) {
+void Checker::rope(size_t tokens, size_t seq, size_t h, size_t kv, size_t hd, bool timing) {
   std::string name = "rope_" + std::to_string(tokens) + "_" + std::to_string(h) + "x" +
                      std::to_string(kv) + "x" + std::to_string(hd);
   if (!wanted(name))
@@ -956,6 +960,19 @@ void Checker::rope(size_t tokens, size_t seq, size_t h, size_t kv, size_t hd) {
     std::string s1 = compareFloats(fromBf16(download<uint16_t>(oq, q.size())), wq, {1e-2, 8e-3}, a);
     std::string s2 = compareFloats(fromBf16(download<uint16_t>(ok_, k.size())), wk, {1e-2, 8e-3}, b);
     rep_.result(name + (inv ? "_inverse" : "_forward"), a && b, "q " + s1 + "; k " + s2);
+    if (timing) {
+      float copyBw = 0;
+      copyMs(tokens * (h + kv) * hd * 2, &copyBw);
+      float ms = timeMs(gpu_, [&] {
+        check(launch(gpu_, *l, 0, Args().ptr(dq.p()).ptr(dk.p()).ptr(oq.p()).ptr(ok_.p())));
+      });
+      double moved = 2.0 * tokens * (h + kv) * hd * 2;
+      std::ostringstream t;
+      t << name << (inv ? " inverse: " : " forward: ") << ms * 1e3 << " us = "
+        << 100 * (moved / (ms * 1e-3) / 1e9) / copyBw << "% of copy bandwidth " << copyBw << " GB/s";
+      rep_.log << "[TIME] " << t.str() << std::endl;
+      timings.push_back(t.str());
+    }
   }
 }
 
@@ -986,7 +1003,7 @@ void Checker::swiglu(size_t n) {
   rep_.result(name + "_bwd", b && c, "dg " + s2 + "; du " + s3);
 }
 
-void Checker::embedding(size_t tokens, size_t vocab, size_t dim) {
+void Checker::embedding(size_t tokens, size_t vocab, size_t dim, bool timing) {
   std::string name = "embedding_" + std::to_string(tokens) + "_" + std::to_string(vocab) + "x" + std::to_string(dim);
   if (!wanted(name))
     return;
@@ -994,22 +1011,52 @@ void Checker::embedding(size_t tokens, size_t vocab, size_t dim) {
                                 static_cast<int64_t>(dim)}));
   std::mt19937 rng(7);
   std::vector<int32_t> ids(tokens);
-  for (auto &i : ids)
-    i = static_cast<int32_t>(rng() % (vocab / 4)); // repeats: atomics collide
-  std::vector<float> table = randomBf16(vocab, dim, 41), dout = randomBf16(tokens, dim, 42);
-  Buf dIds = upload(gpu_, ids), dT = upload(gpu_, toBf16(table)), out = alloc(gpu_, tokens * dim * 2);
-  Buf err = alloc(gpu_, 4), dOut = upload(gpu_, toBf16(dout)), dTable = alloc(gpu_, vocab * dim * 4);
-  check(launch(gpu_, *l, 0, Args().ptr(dIds.p()).ptr(dT.p()).ptr(out.p()).ptr(err.p())));
-  check(launch(gpu_, *l, 1, Args().ptr(dIds.p()).ptr(dOut.p()).ptr(dTable.p()).ptr(err.p())));
+  for (auto &i : ids) // repeats (ids < vocab / 4) unless timed at the benchmark's spread
+    i = static_cast<int32_t>(rng() % (timing ? vocab : std::max<size_t>(1, vocab / 4)));
+  std::vector<float> dout = randomBf16(tokens, dim, 42);
+  Buf dIds = upload(gpu_, ids), err = alloc(gpu_, 4), dOut = upload(gpu_, toBf16(dout));
+  // Poisoned (NaN): the backward must write every element.
+  Buf dTable = alloc(gpu_, vocab * dim * 4, false), part = alloc(gpu_, l->kernel.scratchBytes);
+  gpu_.drv->cuMemsetD8(dTable.p(), 0xff, vocab * dim * 4);
+  const bool list = l->kernel.find("_bwd_list") != nullptr;
+  auto bwd = [&] {
+    if (list) {
+      check(launch(gpu_, *l, 1, Args().ptr(dIds.p()).ptr(part.p()).ptr(err.p())));
+      check(launch(gpu_, *l, 2, Args().ptr(part.p()).ptr(dOut.p()).ptr(dTable.p())));
+    } else {
+      check(launch(gpu_, *l, 1, Args().ptr(dIds.p()).ptr(dOut.p()).ptr(dTable.p()).ptr(err.p())));
+    }
+  };
+  bwd();
   check(gpu_.ctx->synchronize());
-  std::vector<float> wout(tokens * dim), wdt(vocab * dim);
-  check(cpu::embedding(ids.data(), table.data(), wout.data(), (int64_t)tokens, (int64_t)vocab, (int64_t)dim));
+  std::string fwd = "fwd not checked";
+  bool a = true, b;
+  if (!timing) {
+    std::vector<float> table = randomBf16(vocab, dim, 41), wout(tokens * dim);
+    Buf dT = upload(gpu_, toBf16(table)), out = alloc(gpu_, tokens * dim * 2);
+    check(launch(gpu_, *l, 0, Args().ptr(dIds.p()).ptr(dT.p()).ptr(out.p()).ptr(err.p())));
+    check(gpu_.ctx->synchronize());
+    check(cpu::embedding(ids.data(), table.data(), wout.data(), (int64_t)tokens, (int64_t)vocab, (int64_t)dim));
+    fwd = "fwd " + compareFloats(fromBf16(download<uint16_t>(out, tokens * dim)), wout, {0, 0}, a);
+  }
+  std::vector<float> wdt(vocab * dim);
   check(cpu::embeddingBackward(ids.data(), dout.data(), wdt.data(), (int64_t)tokens, (int64_t)vocab, (int64_t)dim));
-  bool a, b;
-  std::string s1 = compareFloats(fromBf16(download<uint16_t>(out, tokens * dim)), wout, {0, 0}, a);
-  std::string s2 = compareFloats(download<float>(dTable, vocab * dim), wdt, {1e-5, 1e-5}, b);
+  // Token order per row, as the CPU adds: bit-identical.
+  std::string s2 = compareFloats(download<float>(dTable, vocab * dim), wdt, {0, 0}, b);
   int e = download<int>(err, 1)[0];
-  rep_.result(name, a && b && e == 0, "fwd " + s1 + "; bwd " + s2 + "; error flag " + std::to_string(e));
+  rep_.result(name, a && b && e == 0, fwd + "; bwd " + s2 + "; error flag " + std::to_string(e));
+  if (timing) {
+    float copyBw = 0;
+    copyMs(tokens * dim * 2, &copyBw);
+    float ms = timeMs(gpu_, bwd);
+    float zero = timeMs(gpu_, [&] { gpu_.drv->cuMemsetD8Async(dTable.p(), 0, vocab * dim * 4, nullptr); });
+    double moved = tokens * dim * 2.0 + vocab * dim * 4.0 + tokens * 4.0;
+    std::ostringstream t;
+    t << name << ": bwd " << ms * 1e3 << " us = " << 100 * (moved / (ms * 1e-3) / 1e9) / copyBw
+      << "% of copy bandwidth " << copyBw << " GB/s (a memset of dtable: " << zero * 1e3 << " us)";
+    rep_.log << "[TIME] " << t.str() << std::endl;
+    timings.push_back(t.str());
+  }
 }
 
 void Checker::crossEntropy(size_t tokens, size_t vocab) {
@@ -1172,6 +1219,115 @@ void Checker::adamw(size_t n, bool bf16Moments) {
                   (bf16Moments ? "; moments bit-identical " + std::to_string(sameBits) + "/" +
                                      std::to_string(2 * n)
                                : ""));
+}
+
+void Checker::adamwRows(size_t rows, size_t cols, bool bf16Moments, bool writeGrad,
+                        bool timing) {
+  std::string name = "adamw_rows_" + std::to_string(rows) + "x" + std::to_string(cols) +
+                     (bf16Moments ? "_bf16m" : "") + (writeGrad ? "_g" : "");
+  if (!wanted(name))
+    return;
+  const size_t n = rows * cols;
+  AdamWParams p;
+  p.elements = static_cast<int64_t>(n);
+  p.weightDecay = 0.01;
+  p.grad = ElemType::BF16;
+  p.moments = bf16Moments ? ElemType::BF16 : ElemType::F32;
+  p.rotateRows = true;
+  p.transposed = true;
+  p.rowLength = static_cast<int64_t>(cols);
+  p.writeGrad = writeGrad;
+  auto l = get(adamwKernel(p));
+  std::vector<float> grot = randomBf16(rows, cols, 31 + cols, 0.01f, 2);
+  std::mt19937 rng(12);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> param(n), m(n), v(n);
+  for (size_t i = 0; i < n; ++i) {
+    param[i] = nd(rng);
+    m[i] = 0.001f * nd(rng);
+    v[i] = 1e-5f * std::fabs(nd(rng));
+    if (bf16Moments) {
+      m[i] = numerics::roundToBF16(m[i]);
+      v[i] = numerics::roundToBF16(v[i]);
+    }
+  }
+  const float lr = 3e-4f, gs = 0.5f;
+  const int step = 7;
+  auto uploadMoment = [&](const std::vector<float> &x) {
+    return bf16Moments ? upload(gpu_, toBf16(x)) : upload(gpu_, x);
+  };
+  auto downloadMoment = [&](const Buf &b) {
+    return bf16Moments ? fromBf16(download<uint16_t>(b, n)) : download<float>(b, n);
+  };
+  Buf dp = upload(gpu_, param), dg = upload(gpu_, toBf16(grot)), dm = uploadMoment(m),
+      dv = uploadMoment(v);
+  Buf dlr = upload(gpu_, std::vector<float>{lr}), dst = upload(gpu_, std::vector<int>{step});
+  Buf dgs = upload(gpu_, std::vector<float>{gs}), copy = alloc(gpu_, n * 2),
+      gout = alloc(gpu_, n * 2);
+  auto args = [&] {
+    Args a;
+    a.ptr(dp.p()).ptr(dg.p()).ptr(dm.p()).ptr(dv.p()).ptr(dlr.p()).ptr(dst.p()).ptr(dgs.p()).ptr(
+        copy.p());
+    if (writeGrad)
+      a.ptr(gout.p());
+    return a;
+  };
+  check(launch(gpu_, *l, 0, args()));
+  check(gpu_.ctx->synchronize());
+  // The oracle: halo.hadamard's BF16 output, then AdamW on it.
+  std::vector<float> g = grot;
+  numerics::hadamardRows(g.data(), static_cast<int64_t>(rows), static_cast<int64_t>(cols), true);
+  for (float &x : g)
+    x = numerics::roundToBF16(x);
+  std::vector<float> g2(n);
+  for (size_t i = 0; i < n; ++i)
+    g2[i] = g[i] * gs;
+  cpu::adamw(param.data(), g2.data(), m.data(), v.data(), static_cast<int64_t>(n), lr, p.beta1,
+             p.beta2, p.eps, p.weightDecay, step, bf16Moments);
+  bool a, b, c, d;
+  const double momentRel = bf16Moments ? 8e-3 : 1e-6;
+  std::string s1 = compareFloats(download<float>(dp, n), param, {1e-7, 1e-6}, a);
+  std::string s2 = compareFloats(downloadMoment(dm), m, {1e-9, momentRel}, b);
+  std::string s3 = compareFloats(downloadMoment(dv), v, {1e-12, momentRel}, c);
+  std::vector<float> pc(n);
+  for (size_t i = 0; i < n; ++i)
+    pc[i] = numerics::roundToBF16(param[i]);
+  std::string s4 = compareFloats(fromBf16(download<uint16_t>(copy, n)), pc, {1e-6, 8e-3}, d);
+  size_t badG = 0;
+  if (writeGrad) {
+    std::vector<float> got = fromBf16(download<uint16_t>(gout, n));
+    for (size_t i = 0; i < n; ++i)
+      badG += std::memcmp(&got[i], &g[i], 4) != 0;
+  }
+  rep_.result(name, a && b && c && d && badG == 0,
+              "param " + s1 + "; m " + s2 + "; v " + s3 + "; bf16 copy " + s4 +
+                  (writeGrad ? "; G " + std::to_string(badG) + " values differ (bit-exact expected)"
+                             : "") +
+                  " (" + l->kernel.program + ")");
+  if (timing) {
+    // Before: the un-rotation kernel, then the plain step on G.
+    HadamardParams hp;
+    hp.rows = p.elements / p.rowLength;
+    hp.cols = p.rowLength;
+    hp.transposed = true;
+    auto lh = get(hadamardKernel(hp));
+    AdamWParams pp = p;
+    pp.rotateRows = pp.writeGrad = false;
+    auto lp = get(adamwKernel(pp));
+    Buf gfull = alloc(gpu_, n * 2);
+    float fused = timeMs(gpu_, [&] { check(launch(gpu_, *l, 0, args())); });
+    float apart = timeMs(gpu_, [&] {
+      check(launch(gpu_, *lh, 0, Args().ptr(dg.p()).ptr(gfull.p())));
+      check(launch(gpu_, *lp, 0,
+                   Args().ptr(dp.p()).ptr(gfull.p()).ptr(dm.p()).ptr(dv.p()).ptr(dlr.p()).ptr(
+                       dst.p()).ptr(dgs.p()).ptr(copy.p())));
+    });
+    std::ostringstream t;
+    t << name << " (" << l->kernel.program << "): " << fused * 1e3 << " us vs " << apart * 1e3
+      << " us for hadamard + adamw apart (" << apart / fused << "x)";
+    rep_.log << "[TIME] " << t.str() << std::endl;
+    timings.push_back(t.str());
+  }
 }
 
 void Checker::attention(size_t B, size_t S, size_t H, size_t KV, size_t hd, bool timing,
@@ -1420,11 +1576,19 @@ GpuCheckResult runGpuChecks(const GpuCheckOptions &options, std::ostream &log) {
   guard("h cluster", [&] { c.hadamardPlain(8192, 32, HadamardSide::Left, false, ElemType::F32, ElemType::F32, false, true); });
   // --- 3-5. the rest, tiny shapes ---
   guard("rmsnorm", [&] { c.rmsNorm(512, 64, false); });
-  guard("rope", [&] { c.rope(512, 64, 4, 2, 16); });
+  guard("rope", [&] { c.rope(512, 64, 4, 2, 16, false); });
   guard("swiglu", [&] { c.swiglu(512 * 192); });
-  guard("embedding", [&] { c.embedding(512, 256, 64); });
+  guard("embedding", [&] { c.embedding(512, 256, 64, false); });
+  guard("embedding", [&] { c.embedding(512, 5000, 72, false); }); // vocab segments
   guard("xent", [&] { c.crossEntropy(512, 256); });
   guard("norms", [&] { c.norms(64 * 192 + 4); });
+  // Row lengths 192 (K = 12), 64, 1024 (RowWide), 576 (K = 36) and 11008
+  // (K = 172: the K mix through shared memory).
+  guard("adamw rows", [&] { c.adamwRows(64, 192, false, false, false); });
+  guard("adamw rows", [&] { c.adamwRows(192, 64, true, true, false); });
+  guard("adamw rows", [&] { c.adamwRows(96, 1024, true, false, false); });
+  guard("adamw rows", [&] { c.adamwRows(40, 576, false, true, false); });
+  guard("adamw rows", [&] { c.adamwRows(16, 11008, true, true, false); });
   guard("attention", [&] { c.attention(8, 64, 4, 2, 16, false); });
   if (options.large) {
     guard("hq 8b", [&] { c.hadamardQuant(8192, 4096, F8, false, false, false, true, 8, T); });
@@ -1452,8 +1616,13 @@ GpuCheckResult runGpuChecks(const GpuCheckOptions &options, std::ostream &log) {
     guard("h 8b", [&] { c.hadamardPlain(8192, 4096, HadamardSide::Right, true, ElemType::BF16, ElemType::BF16, T); });
     guard("h 8b", [&] { c.hadamardPlain(8192, 14336, HadamardSide::Right, true, ElemType::BF16, ElemType::BF16, T); });
     guard("h 8b", [&] { c.hadamardPlain(8192, 4096, HadamardSide::Left, true, ElemType::BF16, ElemType::BF16, T); });
+    guard("adamw rows 8b", [&] { c.adamwRows(4096, 14336, true, false, T); });
+    guard("adamw rows 8b", [&] { c.adamwRows(14336, 4096, true, false, T); });
+    guard("adamw rows 8b", [&] { c.adamwRows(4096, 4096, false, false, T); });
     guard("rmsnorm 8b", [&] { c.rmsNorm(8192, 4096, T); });
-    guard("rope 8b", [&] { c.rope(8192, 2048, 32, 8, 128); });
+    guard("rope 8b", [&] { c.rope(8192, 2048, 32, 8, 128, T); });
+    guard("embedding 8b", [&] { c.embedding(8192, 256, 4096, T); });
+    guard("embedding 8b", [&] { c.embedding(8192, 128256, 4096, T); });
     guard("attention", [&] { c.attention(1, 512, 8, 2, 128, false); });
     // S not a multiple of the tiles: padded rows and keys.
     guard("attention", [&] { c.attention(2, 200, 4, 2, 64, false); });
