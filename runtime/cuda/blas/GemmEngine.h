@@ -30,6 +30,22 @@
 // Algorithm choice: cublasLtMatmulAlgoGetHeuristic once per (descriptor,
 // pointer alignment class), with the engine's workspace (32 MiB by default,
 // allocated once in create()) as the limit; the result is cached as a plan.
+// With autotuning (by default for INT8 operands only, the one kind where it
+// won on the H100; HALO_GEMM_AUTOTUNE=1 tunes every GEMM, =0 none),
+// prepare() asks for the top 16 candidates (cuBLASLt 13.1 offers at most 8
+// at halo's shapes) and times each on the real problem size: engine-owned
+// scratch A, B, D, scales and workspace holding full-entropy random values,
+// a private stream, ~3 ms of untimed calls then 5 to 30 timed ones (~5 ms;
+// CUDA events, median); one timed call 1.5x slower than the best so far
+// drops a candidate. The fastest replaces the heuristic's first only when
+// at least 2% faster. Candidates that fail, need more than the workspace, or
+// split K with the parts summed in a 16-bit D are skipped; any tuning
+// failure (e.g. no memory for the scratch buffers) falls back to the
+// heuristic's first with a warning. Choices persist next to the NVRTC
+// kernels (GemmTuneCache.h): later starts and resumed runs take the same
+// algorithm without timing (a cache hit costs one heuristic query). One
+// line is printed once tuning has taken over a second. Other algorithms only
+// change the summation order (FP32 or INT32 accumulation either way).
 //
 // CUDA graphs: prepare() does every allocation, NVRTC compile, module load
 // and heuristic query a descriptor needs; afterwards run() only sets
@@ -37,8 +53,10 @@
 // epilogue kernel) on `stream`: no allocation, no host synchronization, so
 // it can be captured. run() of an unprepared descriptor prepares it first
 // (an allocation inside a capture fails with the driver's capture error);
-// call prepare() before capturing. Scratch buffers replaced by a larger one
-// stay allocated until the engine dies, so earlier graphs stay valid.
+// call prepare() before capturing. That on-demand preparation never tunes
+// (it may be inside a capture), so such plans keep the heuristic's first.
+// Scratch buffers replaced by a larger one stay allocated until the engine
+// dies, so earlier graphs stay valid.
 //
 // Concurrency: the workspace and the scratch buffer are shared by all calls.
 // Calls on one stream (or in one graph, serialized) are safe; calls that may
@@ -50,6 +68,7 @@
 
 #include "runtime/cuda/CudaContext.h"
 #include "runtime/cuda/blas/Gemm.h"
+#include "runtime/cuda/blas/GemmTuneCache.h"
 
 #include <cstddef>
 #include <memory>
@@ -79,6 +98,11 @@ struct GemmEngineOptions {
   /// Try cuBLASLt's outer-vector scales for FP8 per-row/per-column scales;
   /// false always uses the epilogue path for them.
   bool outerVectorScales = true;
+  /// Which GEMMs prepare() tunes (see the file comment);
+  /// HALO_GEMM_AUTOTUNE=0/int8/1 overrides this.
+  GemmAutotune autotune = GemmAutotune::Int8;
+  /// How many heuristic candidates to ask for when tuning.
+  int tuneCandidates = 16;
 };
 
 enum class GemmPath {
@@ -103,7 +127,20 @@ struct GemmPlanInfo {
   int stagesId = -1;
   size_t workspaceBytes = 0;
   size_t scratchBytes = 0;
-  /// One line: "native TN scalar algo=66 tile=... workspace=...".
+  /// How the algorithm was chosen: "heuristic" (its first: autotuning off,
+  /// a single candidate, or tuning failed), "tuned" (timed just now) or
+  /// "cached" (a stored tuning result).
+  std::string choice = "heuristic";
+  /// The algorithm's index in the heuristic's order (0: its first) and, when
+  /// tuned, how many candidates were timed.
+  int candidate = 0;
+  int candidates = 0;
+  /// When tuned or cached: median ms of the chosen algorithm and of the
+  /// heuristic's first, as measured at tuning time.
+  double tunedMs = 0;
+  double heuristicMs = 0;
+  /// One line: "native TN scales=none algo=39 tile=... workspace=...
+  /// tuned=#1/8 (0.5868 ms, heuristic's first 0.6797 ms)".
   std::string text;
 };
 
@@ -118,10 +155,12 @@ public:
   GemmEngine(const GemmEngine &) = delete;
   GemmEngine &operator=(const GemmEngine &) = delete;
 
-  /// Validates `desc`, checks the layout, queries and caches the algorithm,
-  /// compiles the epilogue kernel and sizes the scratch buffer it needs.
-  /// `operands` only informs the pointer alignment assumed (256 bytes, as
-  /// cuMemAlloc returns, when null). Idempotent; never touches a stream.
+  /// Validates `desc`, checks the layout, queries (and, with autotuning,
+  /// times) and caches the algorithm, compiles the epilogue kernel and sizes
+  /// the scratch buffer it needs. `operands` only informs the pointer
+  /// alignment assumed (256 bytes, as cuMemAlloc returns, when null); tuning
+  /// runs on engine-owned scratch buffers, never on the caller's. Idempotent;
+  /// never touches the caller's streams. Not during a graph capture.
   Status prepare(const GemmDesc &desc, const GemmOperands *operands = nullptr);
 
   /// C = (op(A) op(B)) sA sB (+ C) on `stream`; see the file comment.

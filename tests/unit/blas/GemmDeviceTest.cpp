@@ -49,6 +49,9 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <random>
@@ -250,13 +253,21 @@ protected:
     context.emplace(std::move(*created));
     ASSERT_EQ(driver->cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING),
               CUDA_SUCCESS);
-    engine = makeEngine({});
+    // Every GEMM tuned, so that the tuned algorithms of all types are
+    // checked against the bounds (the default tunes INT8 only).
+    engine = makeEngine(tuneAll());
     ASSERT_NE(engine, nullptr);
   }
   void TearDown() override {
     engine.reset();
     if (stream)
       driver->cuStreamDestroy(stream);
+  }
+
+  static GemmEngineOptions tuneAll() {
+    GemmEngineOptions options;
+    options.autotune = GemmAutotune::All;
+    return options;
   }
 
   std::unique_ptr<GemmEngine> makeEngine(GemmEngineOptions options) {
@@ -325,6 +336,9 @@ protected:
     std::vector<uint8_t> oldC =
         d.accumulate ? makeOutput(d.outType, d.M * d.N, typical, rng)
                      : std::vector<uint8_t>();
+    // prepare() first: run() alone would not autotune, and the tuned
+    // algorithms must meet the same bounds.
+    ASSERT_TRUE(e.prepare(d).ok());
     StatusOr<std::vector<uint8_t>> got = runGemm(e, d, a, b, sA, sB, oldC);
     ASSERT_TRUE(got.ok()) << got.status().message();
     StatusOr<GemmPlanInfo> info = e.planInfo(d);
@@ -608,6 +622,88 @@ TEST_F(GemmDeviceTest, PlansAndErrors) {
   EXPECT_NE(status.message().find("K = 40 must be a multiple of 16"),
             std::string::npos)
       << status.message();
+}
+
+/// Autotuning: a fresh engine times the candidates and stores its choice;
+/// the next one reuses it without timing; a corrupt entry is retuned with
+/// a warning; HALO_GEMM_AUTOTUNE overrides the options; by default only
+/// INT8 GEMMs are tuned.
+TEST_F(GemmDeviceTest, Autotune) {
+  // Large enough for several candidates, small enough to tune quickly.
+  GemmDesc d = GemmDesc::quantized(GemmType::FP8E4M3, 2048, 2048, 4096);
+  auto plan = [&](GemmEngine &e) {
+    StatusOr<GemmPlanInfo> info = e.planInfo(d);
+    EXPECT_TRUE(info.ok()) << info.status().message();
+    std::printf("[gemm] autotune: %s\n", info.ok() ? info->text.c_str() : "");
+    return info.ok() ? *info : GemmPlanInfo();
+  };
+  GemmPlanInfo tuned = plan(*engine); // tuneAll()
+  if (tuned.choice == "heuristic")
+    GTEST_SKIP() << "cuBLASLt offers a single candidate here";
+  EXPECT_EQ(tuned.choice, "tuned");
+  EXPECT_GT(tuned.candidates, 1);
+  EXPECT_GT(tuned.tunedMs, 0);
+  EXPECT_LE(tuned.tunedMs, tuned.heuristicMs);
+
+  auto entries = [&] {
+    std::vector<std::string> found;
+    for (const auto &entry :
+         std::filesystem::directory_iterator(cacheDir.path())) {
+      std::ifstream in(entry.path(), std::ios::binary);
+      std::string bytes((std::istreambuf_iterator<char>(in)),
+                        std::istreambuf_iterator<char>());
+      if (bytes.find("halo-gemm-tune") != std::string::npos)
+        found.push_back(entry.path().string());
+    }
+    return found;
+  };
+  ASSERT_EQ(entries().size(), 1u);
+
+  std::unique_ptr<GemmEngine> second = makeEngine(tuneAll());
+  GemmPlanInfo cached = plan(*second);
+  EXPECT_EQ(cached.choice, "cached");
+  EXPECT_EQ(cached.candidate, tuned.candidate);
+  EXPECT_EQ(cached.algoId, tuned.algoId);
+  EXPECT_EQ(cached.tileId, tuned.tileId);
+  EXPECT_EQ(cached.stagesId, tuned.stagesId);
+
+  // A torn entry: ignored (with a warning on stderr), tuned and rewritten.
+  std::string path = entries()[0];
+  std::filesystem::resize_file(path, 60);
+  std::unique_ptr<GemmEngine> third = makeEngine(tuneAll());
+  EXPECT_EQ(plan(*third).choice, "tuned");
+  EXPECT_EQ(plan(*makeEngine(tuneAll())).choice, "cached");
+
+  // The default tunes INT8 only; the environment overrides the options.
+  EXPECT_EQ(plan(*makeEngine({})).choice, "heuristic");
+  {
+    halo::cuda::testing::ScopedEnv off{"HALO_GEMM_AUTOTUNE", "0"};
+    GemmPlanInfo heuristic = plan(*makeEngine(tuneAll()));
+    EXPECT_EQ(heuristic.choice, "heuristic");
+    EXPECT_EQ(heuristic.candidate, 0);
+  }
+  {
+    halo::cuda::testing::ScopedEnv on{"HALO_GEMM_AUTOTUNE", "1"};
+    EXPECT_EQ(plan(*makeEngine({})).choice, "cached");
+  }
+  {
+    halo::cuda::testing::ScopedEnv bad{"HALO_GEMM_AUTOTUNE", "maybe"};
+    StatusOr<std::unique_ptr<GemmEngine>> made = GemmEngine::create(*context);
+    ASSERT_FALSE(made.ok());
+    EXPECT_NE(made.status().message().find("HALO_GEMM_AUTOTUNE='maybe'"),
+              std::string::npos)
+        << made.status().message();
+  }
+
+  // run() of an unprepared descriptor does not tune (it may be capturing).
+  std::unique_ptr<GemmEngine> lazy = makeEngine(tuneAll());
+  std::mt19937 rng(5);
+  HostMatrix a = makeMatrix(d.aType, d.M * d.K, rng);
+  HostMatrix b = makeMatrix(d.bType, d.N * d.K, rng);
+  std::vector<float> sA = makeScales(d.scaleA, d.M, a.scale, rng);
+  std::vector<float> sB = makeScales(d.scaleB, d.N, b.scale, rng);
+  ASSERT_TRUE(runGemm(*lazy, d, a, b, sA, sB, {}).ok());
+  EXPECT_EQ(plan(*lazy).choice, "heuristic");
 }
 
 } // namespace
