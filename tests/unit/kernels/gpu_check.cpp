@@ -171,6 +171,25 @@ std::vector<float> fromBf16(const std::vector<uint16_t> &v) {
   return out;
 }
 
+/// Random FP32 masters and AdamW moments; BF16-exact moments when the kernel
+/// stores them in BF16.
+struct AdamWState {
+  std::vector<float> param, m, v;
+  AdamWState(size_t n, unsigned seed, bool bf16Moments) : param(n), m(n), v(n) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    for (size_t i = 0; i < n; ++i) {
+      param[i] = nd(rng);
+      m[i] = 0.001f * nd(rng);
+      v[i] = 1e-5f * std::fabs(nd(rng));
+      if (bf16Moments) {
+        m[i] = numerics::roundToBF16(m[i]);
+        v[i] = numerics::roundToBF16(v[i]);
+      }
+    }
+  }
+};
+
 /// Normal(0, sigma) rounded to BF16, with `outliers` channels (columns)
 /// scaled by 50 (the activation outliers Hadamard rotations spread out).
 std::vector<float> randomBf16(size_t rows, size_t cols, uint64_t seed,
@@ -391,6 +410,12 @@ public:
   void crossEntropy(size_t tokens, size_t vocab);
   void norms(size_t n);
   void adamw(size_t n, bool bf16Moments);
+  Buf uploadMoments(const std::vector<float> &x, bool bf16) {
+    return bf16 ? upload(gpu_, toBf16(x)) : upload(gpu_, x);
+  }
+  std::vector<float> downloadMoments(const Buf &b, size_t n, bool bf16) {
+    return bf16 ? fromBf16(download<uint16_t>(b, n)) : download<float>(b, n);
+  }
   /// AdamW on a gradient stored rotated (rotateRows, G = G_rot H^T) against
   /// numerics::hadamardRows + cpu::adamw; timed against hadamardKernel +
   /// the plain step.
@@ -1167,27 +1192,13 @@ void Checker::adamw(size_t n, bool bf16Moments) {
   p.weightDecay = 0.01;
   p.moments = bf16Moments ? ElemType::BF16 : ElemType::F32;
   auto l = get(adamwKernel(p));
-  std::mt19937 rng(10);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  std::vector<float> param(n), grad(n), m(n), v(n);
-  for (size_t i = 0; i < n; ++i) {
-    param[i] = nd(rng);
-    grad[i] = 0.01f * nd(rng);
-    m[i] = 0.001f * nd(rng);
-    v[i] = 1e-5f * std::fabs(nd(rng));
-    if (bf16Moments) {
-      m[i] = numerics::roundToBF16(m[i]);
-      v[i] = numerics::roundToBF16(v[i]);
-    }
-  }
+  AdamWState state(n, 10, bf16Moments);
+  std::vector<float> &param = state.param, &m = state.m, &v = state.v;
+  std::vector<float> grad = randomBf16(1, n, 11, 0.01f);
   const float lr = 3e-4f, gs = 0.5f;
   const int step = 7;
-  auto uploadMoment = [&](const std::vector<float> &x) {
-    return bf16Moments ? upload(gpu_, toBf16(x)) : upload(gpu_, x);
-  };
-  auto downloadMoment = [&](const Buf &b) {
-    return bf16Moments ? fromBf16(download<uint16_t>(b, n)) : download<float>(b, n);
-  };
+  auto uploadMoment = [&](const std::vector<float> &x) { return uploadMoments(x, bf16Moments); };
+  auto downloadMoment = [&](const Buf &b) { return downloadMoments(b, n, bf16Moments); };
   Buf dp = upload(gpu_, param), dgr = upload(gpu_, grad), dm = uploadMoment(m), dv = uploadMoment(v);
   Buf dlr = upload(gpu_, std::vector<float>{lr}), dst = upload(gpu_, std::vector<int>{step});
   Buf dgs = upload(gpu_, std::vector<float>{gs}), copy = alloc(gpu_, n * 2);
@@ -1239,26 +1250,12 @@ void Checker::adamwRows(size_t rows, size_t cols, bool bf16Moments, bool writeGr
   p.writeGrad = writeGrad;
   auto l = get(adamwKernel(p));
   std::vector<float> grot = randomBf16(rows, cols, 31 + cols, 0.01f, 2);
-  std::mt19937 rng(12);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  std::vector<float> param(n), m(n), v(n);
-  for (size_t i = 0; i < n; ++i) {
-    param[i] = nd(rng);
-    m[i] = 0.001f * nd(rng);
-    v[i] = 1e-5f * std::fabs(nd(rng));
-    if (bf16Moments) {
-      m[i] = numerics::roundToBF16(m[i]);
-      v[i] = numerics::roundToBF16(v[i]);
-    }
-  }
+  AdamWState state(n, 12, bf16Moments);
+  std::vector<float> &param = state.param, &m = state.m, &v = state.v;
   const float lr = 3e-4f, gs = 0.5f;
   const int step = 7;
-  auto uploadMoment = [&](const std::vector<float> &x) {
-    return bf16Moments ? upload(gpu_, toBf16(x)) : upload(gpu_, x);
-  };
-  auto downloadMoment = [&](const Buf &b) {
-    return bf16Moments ? fromBf16(download<uint16_t>(b, n)) : download<float>(b, n);
-  };
+  auto uploadMoment = [&](const std::vector<float> &x) { return uploadMoments(x, bf16Moments); };
+  auto downloadMoment = [&](const Buf &b) { return downloadMoments(b, n, bf16Moments); };
   Buf dp = upload(gpu_, param), dg = upload(gpu_, toBf16(grot)), dm = uploadMoment(m),
       dv = uploadMoment(v);
   Buf dlr = upload(gpu_, std::vector<float>{lr}), dst = upload(gpu_, std::vector<int>{step});
