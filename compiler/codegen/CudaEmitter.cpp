@@ -327,7 +327,8 @@ cuda::kernels::GeneratedKernel elementwiseKernel(const std::string &program, int
   return k;
 }
 
-nlohmann::json cudaManifest(const std::vector<EmittedKernel> &kernels, int targetSm) {
+nlohmann::json cudaManifest(const std::vector<EmittedKernel> &kernels, int targetSm,
+                            const std::string &fp8FastAccum) {
   nlohmann::json sources = nlohmann::json::object(), byName = nlohmann::json::object();
   for (const EmittedKernel &k : kernels) {
     nlohmann::json parts = nlohmann::json::array();
@@ -347,7 +348,10 @@ nlohmann::json cudaManifest(const std::vector<EmittedKernel> &kernels, int targe
     }
     byName[k.name] = {{"kind", k.kind}, {"loc", k.loc}, {"parts", parts}};
   }
-  return {{"target_sm", targetSm}, {"sources", sources}, {"kernels", byName}};
+  return {{"target_sm", targetSm},
+          {"fp8_fast_accum", fp8FastAccum},
+          {"sources", sources},
+          {"kernels", byName}};
 }
 
 cuda::kernels::GeneratedKernel transposeKernel(const std::string &program, int64_t rows,

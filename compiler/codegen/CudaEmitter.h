@@ -39,11 +39,13 @@ constexpr int kDefaultTargetSm = 90;
 mlir::FailureOr<std::vector<EmittedKernel>> emitCudaKernels(mlir::ModuleOp module,
                                                             int targetSm = kDefaultTargetSm);
 
-/// The program file's "cuda" section: {"target_sm": N, "sources": {program:
-/// source}, "kernels": {name: {"kind", "parts": [{"program", "launches",
-/// ...}]}}} (docs/program-format.md).
+/// The program file's "cuda" section: {"target_sm": N, "fp8_fast_accum":
+/// "none"|"fwd"|"all", "sources": {program: source}, "kernels": {name:
+/// {"kind", "parts": [{"program", "launches", ...}]}}}
+/// (docs/program-format.md).
 nlohmann::json cudaManifest(const std::vector<EmittedKernel> &kernels,
-                            int targetSm = kDefaultTargetSm);
+                            int targetSm = kDefaultTargetSm,
+                            const std::string &fp8FastAccum = "fwd");
 
 /// A simple elementwise kernel over `elements` values: `expr` reads the
 /// float locals a (and b) and yields the float result, stored as `out`.

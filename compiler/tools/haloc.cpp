@@ -72,6 +72,12 @@ static cl::opt<std::string> momentDtypeOverride(
     cl::desc("f32|bf16: storage of AdamW's moments (overrides train.moment_dtype)"),
     cl::init(""), cl::cat(haloCategory));
 
+static cl::opt<std::string> fp8FastAccum(
+    "fp8-fast-accum",
+    cl::desc("FP8 GEMMs whose tensor-core accumulators skip the periodic FP32 promotion: fwd "
+             "(default: the forward GEMMs, as Transformer Engine does), all, none"),
+    cl::init("fwd"), cl::cat(haloCategory));
+
 static cl::opt<std::string> gpuArch(
     "gpu-arch",
     cl::desc("oldest GPU the CUDA kernels must run on: sm_80, sm_89, sm_90 (default; enables "
@@ -102,7 +108,7 @@ static int writeCuda(mlir::ModuleOp module) {
     return 1;
   if (std::error_code ec = llvm::sys::fs::create_directories(outputPath))
     return fail("-o " + outputPath + ": " + ec.message());
-  nlohmann::json cuda = cudaManifest(*kernels, *targetSm());
+  nlohmann::json cuda = cudaManifest(*kernels, *targetSm(), fp8FastAccum);
   auto write = [&](const std::string &file, const std::string &text) {
     std::string error;
     auto out = mlir::openOutputFile(outputPath + "/" + file, &error);
@@ -146,6 +152,8 @@ int main(int argc, char **argv) {
   if (!targetSm())
     return fail("--gpu-arch " + gpuArch + ": expected sm_NN with NN >= 80 (e.g. sm_80, sm_89, "
                 "sm_90)");
+  if (fp8FastAccum != "none" && fp8FastAccum != "fwd" && fp8FastAccum != "all")
+    return fail("--fp8-fast-accum " + fp8FastAccum + ": expected none, fwd or all");
   StatusOr<frontend::ModelConfig> config = frontend::parseModelConfigFile(inputPath);
   if (!config.ok())
     return fail(config.status().message());
@@ -187,7 +195,7 @@ int main(int argc, char **argv) {
     if (mlir::failed(kernels))
       return 1;
     mlir::FailureOr<nlohmann::json> manifest =
-        exportProgram(*module, cudaManifest(*kernels, *targetSm()));
+        exportProgram(*module, cudaManifest(*kernels, *targetSm(), fp8FastAccum));
     if (mlir::failed(manifest))
       return 1;
     std::string path = outputPath;

@@ -1022,7 +1022,15 @@ Status FunctionParser::parsePlan(const json &obj) {
 Status parseCuda(const json &cuda, Program &program, const std::string &where) {
   if (!cuda.is_object())
     return Status::error(fmt::format("{}: \"cuda\" must be an object", where));
-  HALO_RETURN_IF_ERROR(checkKeys(cuda, {"target_sm", "sources", "kernels"}, where + ": cuda"));
+  HALO_RETURN_IF_ERROR(
+      checkKeys(cuda, {"target_sm", "fp8_fast_accum", "sources", "kernels"}, where + ": cuda"));
+  if (cuda.contains("fp8_fast_accum")) {
+    const json &f = cuda["fp8_fast_accum"];
+    if (!f.is_string() || (f != "none" && f != "fwd" && f != "all"))
+      return Status::error(
+          fmt::format("{}: cuda.fp8_fast_accum must be \"none\", \"fwd\" or \"all\"", where));
+    program.cudaFp8FastAccum = f.get<std::string>();
+  }
   if (cuda.contains("target_sm")) {
     std::optional<int64_t> sm = asInt(cuda["target_sm"]);
     if (!sm || *sm < 0 || *sm > 1000)

@@ -191,6 +191,9 @@ struct Program {
   /// The oldest GPU the kernels run on (compute capability x 10; haloc
   /// --gpu-arch); 0 when the file does not say (older files: any).
   int cudaTargetSm = 0;
+  /// FP8 GEMMs that skip the FP32 promotion of their accumulators (haloc
+  /// --fp8-fast-accum): "none" (also older files), "fwd" or "all".
+  std::string cudaFp8FastAccum = "none";
 
   const Function *find(const std::string &name) const;
 };

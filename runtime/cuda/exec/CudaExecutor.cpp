@@ -353,7 +353,7 @@ Status CudaFunction::prepare(const CudaModules &modules, const cpu::Program &pro
           }
           HALO_CU_RETURN_IF_ERROR(d, cuMemcpyHtoD(*p, bytes.data(), bytes.size()));
         } else {
-          HALO_RETURN_IF_ERROR(bindGemm(op, step));
+          HALO_RETURN_IF_ERROR(bindGemm(op, program.cudaFp8FastAccum, step));
         }
       }
     }
@@ -403,7 +403,7 @@ Status CudaFunction::addGuard() {
   return Status::success();
 }
 
-Status CudaFunction::bindGemm(const cpu::Op &op, Step &out) {
+Status CudaFunction::bindGemm(const cpu::Op &op, const std::string &fp8FastAccum, Step &out) {
   auto info = [&](int64_t id) -> const cpu::ValueInfo & { return function_.values[id]; };
   const cpu::ValueInfo &a = info(op.operands[0]);
   const cpu::ValueInfo &c = info(op.results[0]);
@@ -447,6 +447,8 @@ Status CudaFunction::bindGemm(const cpu::Op &op, Step &out) {
   g.K = g.transA ? a.shape[0] : a.shape[1];
   g.aType = gemmType(a.type);
   g.bType = gemmType(info(op.operands[bIndex]).type);
+  g.fastAccum = g.aType == GemmType::FP8E4M3 &&
+                (fp8FastAccum == "all" || (fp8FastAccum == "fwd" && op.attrs.role == "fwd"));
   out.commands.push_back(std::move(cmd));
   return Status::success();
 }

@@ -131,7 +131,8 @@ private:
   StatusOr<CUdeviceptr> pointerFor(int64_t id);
   Status bindKernel(const cpu::ScheduleStep &step, const cpu::CudaKernel &kernel,
                     const CudaModules &modules, Step &out);
-  Status bindGemm(const cpu::Op &op, Step &out);
+  /// fp8FastAccum: the program's cuda.fp8_fast_accum ("none", "fwd", "all").
+  Status bindGemm(const cpu::Op &op, const std::string &fp8FastAccum, Step &out);
   Status addGuard();
   /// One Custom command running attention(_grad) through
   /// TensorCoreAttention instead of the generated kernels (with

@@ -97,6 +97,24 @@ TEST(ProgramFile, DamagedManifestsAreRejected) {
   badTarget["cuda"]["target_sm"] = "hopper";
   EXPECT_NE(errorOf(badTarget).find("cuda.target_sm must be a compute capability"),
             std::string::npos);
+
+  json badAccum = good;
+  badAccum["cuda"]["fp8_fast_accum"] = "forward";
+  EXPECT_NE(errorOf(badAccum).find("cuda.fp8_fast_accum must be \"none\", \"fwd\" or \"all\""),
+            std::string::npos);
+}
+
+TEST(ProgramFile, CarriesTheFp8AccumulationChoice) {
+  json manifest = tinyManifest();
+  EXPECT_EQ(manifest["cuda"]["fp8_fast_accum"], "fwd");
+  StatusOr<cpu::Program> p = cpu::parseProgramManifest(manifest.dump(), "tiny.halo");
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  EXPECT_EQ(p->cudaFp8FastAccum, "fwd");
+  // Files written before the key existed keep every FP8 GEMM promoting.
+  manifest["cuda"].erase("fp8_fast_accum");
+  p = cpu::parseProgramManifest(manifest.dump(), "tiny.halo");
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  EXPECT_EQ(p->cudaFp8FastAccum, "none");
 }
 
 TEST(ProgramFile, CarriesTheTargetGpu) {
