@@ -51,7 +51,8 @@
 // (scripts/gpu/bench.sh); --tag NAME is copied into the JSON rows.
 // The configuration name is the file name up to its first '.'
 // ("blocks3-s2048.halo2-fp8.halo" -> "blocks3-s2048"); the mode comes from
-// the program's "halo" section ("bf16", "halo2-fp8", ...).
+// the program's "halo" section ("bf16", "halo2-fp8", ...), with "-f32m"
+// appended when its AdamW moments are FP32 ("train.moment_dtype").
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/cpu/Program.h"

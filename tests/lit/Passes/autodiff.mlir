@@ -104,3 +104,15 @@ func.func @forward(%x: tensor<8x12xbf16>) -> tensor<8x12xbf16> {
   return %x : tensor<8x12xbf16>
 }
 }
+
+// -----
+
+// Tests that an unknown moment_dtype is rejected, naming the key.
+// expected-error @+1 {{halo-autodiff: halo.train.moment_dtype must be f32 or bf16}}
+module attributes {halo.train = {lr = 1.0e-3 : f64, warmup_steps = 0 : i64, total_steps = 10 : i64,
+    schedule = "constant", beta1 = 0.9 : f64, beta2 = 0.95 : f64, eps = 1.0e-8 : f64,
+    weight_decay = 0.0 : f64, grad_clip = 0.0 : f64, moment_dtype = "fp16"}} {
+func.func @forward(%x: tensor<8x12xbf16>) -> tensor<8x12xbf16> {
+  return %x : tensor<8x12xbf16>
+}
+}

@@ -13,11 +13,11 @@
 
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <functional>
-#include <iterator>
 
 using namespace halo::cuda;
+using halo::cuda::testing::readFile;
+using halo::cuda::testing::writeFile;
 
 namespace {
 
@@ -138,16 +138,6 @@ TEST(GemmTuneCache, RejectsMalformedRecords) {
     EXPECT_TRUE(contains(parsed.status().message(), c.why))
         << parsed.status().message() << " / expected " << c.why;
   }
-}
-
-std::string readFile(const std::string &path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)),
-                     std::istreambuf_iterator<char>());
-}
-
-void writeFile(const std::string &path, const std::string &bytes) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
 }
 
 TEST(GemmTuneCache, StoreLookupAndCorruptEntries) {

@@ -12,24 +12,14 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 
 using namespace halo::cuda;
 using halo::cuda::testing::ScopedEnv;
 using halo::cuda::testing::TempDir;
+using halo::cuda::testing::readFile;
+using halo::cuda::testing::writeFile;
 
 namespace {
-
-std::string readFile(const std::string &path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)),
-                     std::istreambuf_iterator<char>());
-}
-
-void writeFile(const std::string &path, const std::string &bytes) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
-}
 
 class KernelCacheTest : public ::testing::Test {
 protected:

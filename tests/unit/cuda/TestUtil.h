@@ -1,4 +1,4 @@
-//===- TestUtil.h - Temporary directories and environment -------*- C++ -*-===//
+//===- TestUtil.h - Temporary directories, files, environment ---*- C++ -*-===//
 //
 // The kernel cache and the driver loader read the environment; tests set it
 // for their own scope only and use a fresh cache directory each.
@@ -9,6 +9,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -37,6 +39,17 @@ public:
 private:
   std::string path_;
 };
+
+/// A whole file's bytes ("" when it cannot be read).
+inline std::string readFile(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+/// Replaces a file's bytes (for corrupting cache entries).
+inline void writeFile(const std::string &path, const std::string &bytes) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+}
 
 /// Sets (or, with nullopt, unsets) an environment variable until destroyed.
 class ScopedEnv {

@@ -410,6 +410,11 @@ public:
   void crossEntropy(size_t tokens, size_t vocab);
   void norms(size_t n);
   void adamw(size_t n, bool bf16Moments);
+  /// Runs cpu::adamw on `state` with gradient g * gs and compares the
+  /// kernel's master (dp), moments (dm, dv) and BF16 copy with it.
+  bool compareAdamW(AdamWState &state, const std::vector<float> &g, float gs, float lr, int step,
+                    const AdamWParams &p, const Buf &dp, const Buf &dm, const Buf &dv,
+                    const Buf &copy, std::string &detail);
   Buf uploadMoments(const std::vector<float> &x, bool bf16) {
     return bf16 ? upload(gpu_, toBf16(x)) : upload(gpu_, x);
   }
@@ -1193,43 +1198,51 @@ void Checker::adamw(size_t n, bool bf16Moments) {
   p.moments = bf16Moments ? ElemType::BF16 : ElemType::F32;
   auto l = get(adamwKernel(p));
   AdamWState state(n, 10, bf16Moments);
-  std::vector<float> &param = state.param, &m = state.m, &v = state.v;
   std::vector<float> grad = randomBf16(1, n, 11, 0.01f);
   const float lr = 3e-4f, gs = 0.5f;
   const int step = 7;
-  auto uploadMoment = [&](const std::vector<float> &x) { return uploadMoments(x, bf16Moments); };
-  auto downloadMoment = [&](const Buf &b) { return downloadMoments(b, n, bf16Moments); };
-  Buf dp = upload(gpu_, param), dgr = upload(gpu_, grad), dm = uploadMoment(m), dv = uploadMoment(v);
+  Buf dp = upload(gpu_, state.param), dgr = upload(gpu_, grad),
+      dm = uploadMoments(state.m, bf16Moments), dv = uploadMoments(state.v, bf16Moments);
   Buf dlr = upload(gpu_, std::vector<float>{lr}), dst = upload(gpu_, std::vector<int>{step});
   Buf dgs = upload(gpu_, std::vector<float>{gs}), copy = alloc(gpu_, n * 2);
   check(launch(gpu_, *l, 0, Args().ptr(dp.p()).ptr(dgr.p()).ptr(dm.p()).ptr(dv.p()).ptr(dlr.p()).ptr(dst.p()).ptr(dgs.p()).ptr(copy.p())));
   check(gpu_.ctx->synchronize());
+  std::string detail;
+  bool ok = compareAdamW(state, grad, gs, lr, step, p, dp, dm, dv, copy, detail);
+  rep_.result(std::string(bf16Moments ? "adamw_bf16m_" : "adamw_") + std::to_string(n), ok,
+              detail);
+}
+
+bool Checker::compareAdamW(AdamWState &state, const std::vector<float> &g, float gs, float lr,
+                           int step, const AdamWParams &p, const Buf &dp, const Buf &dm,
+                           const Buf &dv, const Buf &copy, std::string &detail) {
+  const size_t n = state.param.size();
+  const bool bf16Moments = p.moments == ElemType::BF16;
+  std::vector<float> &param = state.param, &m = state.m, &v = state.v;
   std::vector<float> g2(n);
   for (size_t i = 0; i < n; ++i)
-    g2[i] = grad[i] * gs;
+    g2[i] = g[i] * gs;
   cpu::adamw(param.data(), g2.data(), m.data(), v.data(), static_cast<int64_t>(n), lr, p.beta1,
              p.beta2, p.eps, p.weightDecay, step, bf16Moments);
   bool a, b, c, d;
   const double momentRel = bf16Moments ? 8e-3 : 1e-6;
+  std::vector<float> gm = downloadMoments(dm, n, bf16Moments),
+                     gv = downloadMoments(dv, n, bf16Moments);
   std::string s1 = compareFloats(download<float>(dp, n), param, {1e-7, 1e-6}, a);
-  std::string s2 = compareFloats(downloadMoment(dm), m, {1e-9, momentRel}, b);
-  std::string s3 = compareFloats(downloadMoment(dv), v, {1e-12, momentRel}, c);
+  std::string s2 = compareFloats(gm, m, {1e-9, momentRel}, b);
+  std::string s3 = compareFloats(gv, v, {1e-12, momentRel}, c);
   std::vector<float> pc(n);
   for (size_t i = 0; i < n; ++i)
     pc[i] = numerics::roundToBF16(param[i]);
   std::string s4 = compareFloats(fromBf16(download<uint16_t>(copy, n)), pc, {1e-6, 8e-3}, d);
-  size_t sameBits = 0;
+  detail = "param " + s1 + "; m " + s2 + "; v " + s3 + "; bf16 copy " + s4;
   if (bf16Moments) {
-    std::vector<float> gm = downloadMoment(dm), gv = downloadMoment(dv);
+    size_t sameBits = 0;
     for (size_t i = 0; i < n; ++i)
       sameBits += (gm[i] == m[i]) + (gv[i] == v[i]);
+    detail += "; moments bit-identical " + std::to_string(sameBits) + "/" + std::to_string(2 * n);
   }
-  rep_.result(std::string(bf16Moments ? "adamw_bf16m_" : "adamw_") + std::to_string(n),
-              a && b && c && d,
-              "param " + s1 + "; m " + s2 + "; v " + s3 + "; bf16 copy " + s4 +
-                  (bf16Moments ? "; moments bit-identical " + std::to_string(sameBits) + "/" +
-                                     std::to_string(2 * n)
-                               : ""));
+  return a && b && c && d;
 }
 
 void Checker::adamwRows(size_t rows, size_t cols, bool bf16Moments, bool writeGrad,
@@ -1251,13 +1264,10 @@ void Checker::adamwRows(size_t rows, size_t cols, bool bf16Moments, bool writeGr
   auto l = get(adamwKernel(p));
   std::vector<float> grot = randomBf16(rows, cols, 31 + cols, 0.01f, 2);
   AdamWState state(n, 12, bf16Moments);
-  std::vector<float> &param = state.param, &m = state.m, &v = state.v;
   const float lr = 3e-4f, gs = 0.5f;
   const int step = 7;
-  auto uploadMoment = [&](const std::vector<float> &x) { return uploadMoments(x, bf16Moments); };
-  auto downloadMoment = [&](const Buf &b) { return downloadMoments(b, n, bf16Moments); };
-  Buf dp = upload(gpu_, param), dg = upload(gpu_, toBf16(grot)), dm = uploadMoment(m),
-      dv = uploadMoment(v);
+  Buf dp = upload(gpu_, state.param), dg = upload(gpu_, toBf16(grot)),
+      dm = uploadMoments(state.m, bf16Moments), dv = uploadMoments(state.v, bf16Moments);
   Buf dlr = upload(gpu_, std::vector<float>{lr}), dst = upload(gpu_, std::vector<int>{step});
   Buf dgs = upload(gpu_, std::vector<float>{gs}), copy = alloc(gpu_, n * 2),
       gout = alloc(gpu_, n * 2);
@@ -1276,28 +1286,16 @@ void Checker::adamwRows(size_t rows, size_t cols, bool bf16Moments, bool writeGr
   numerics::hadamardRows(g.data(), static_cast<int64_t>(rows), static_cast<int64_t>(cols), true);
   for (float &x : g)
     x = numerics::roundToBF16(x);
-  std::vector<float> g2(n);
-  for (size_t i = 0; i < n; ++i)
-    g2[i] = g[i] * gs;
-  cpu::adamw(param.data(), g2.data(), m.data(), v.data(), static_cast<int64_t>(n), lr, p.beta1,
-             p.beta2, p.eps, p.weightDecay, step, bf16Moments);
-  bool a, b, c, d;
-  const double momentRel = bf16Moments ? 8e-3 : 1e-6;
-  std::string s1 = compareFloats(download<float>(dp, n), param, {1e-7, 1e-6}, a);
-  std::string s2 = compareFloats(downloadMoment(dm), m, {1e-9, momentRel}, b);
-  std::string s3 = compareFloats(downloadMoment(dv), v, {1e-12, momentRel}, c);
-  std::vector<float> pc(n);
-  for (size_t i = 0; i < n; ++i)
-    pc[i] = numerics::roundToBF16(param[i]);
-  std::string s4 = compareFloats(fromBf16(download<uint16_t>(copy, n)), pc, {1e-6, 8e-3}, d);
+  std::string detail;
+  bool ok = compareAdamW(state, g, gs, lr, step, p, dp, dm, dv, copy, detail);
   size_t badG = 0;
   if (writeGrad) {
     std::vector<float> got = fromBf16(download<uint16_t>(gout, n));
     for (size_t i = 0; i < n; ++i)
       badG += std::memcmp(&got[i], &g[i], 4) != 0;
   }
-  rep_.result(name, a && b && c && d && badG == 0,
-              "param " + s1 + "; m " + s2 + "; v " + s3 + "; bf16 copy " + s4 +
+  rep_.result(name, ok && badG == 0,
+              detail +
                   (writeGrad ? "; G " + std::to_string(badG) + " values differ (bit-exact expected)"
                              : "") +
                   " (" + l->kernel.program + ")");
