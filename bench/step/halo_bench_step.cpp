@@ -42,11 +42,11 @@
 //   halo-bench-step <program.halo>... [--warmup 5] [--iters 20]
 //                   [--json out.jsonl] [--jobs N] [--tag NAME] [--profile]
 //                   [--profile-steps N]
-//   halo-bench-step <program.halo>... --compile-only [--arch sm_90] [--jobs N]
+//   halo-bench-step <program.halo>... --compile-only [--arch sm_90a] [--jobs N]
 // --jobs N compiles every CUDA source of all the programs with N threads
 // into the kernel cache first (so that the timed loads are cache hits);
 // --compile-only does only that (no GPU needed; --arch defaults to the
-// device's, else sm_90) and prints each program's configuration. A cold
+// device's kernel arch, else sm_90a) and prints each program's configuration. A cold
 // start is measured by pointing HALO_CACHE_DIR at an empty directory
 // (scripts/gpu/bench.sh); --tag NAME is copied into the JSON rows.
 // The configuration name is the file name up to its first '.'
@@ -103,14 +103,14 @@ struct Options {
   bool compileOnly = false;
   bool profile = false;
   int profileSteps = 0; ///< --profile-steps N: also the N slowest steps alone.
-  std::string arch; ///< Default: the device's, else sm_90.
+  std::string arch; ///< Default: the device's kernel arch, else sm_90a.
   std::string tag;
 };
 
 constexpr const char *kUsage =
     "usage: halo-bench-step <program.halo>... [--warmup N] [--iters N] [--json FILE] [--jobs N]\n"
     "                       [--tag NAME] [--profile] [--profile-steps N]\n"
-    "       halo-bench-step <program.halo>... --compile-only [--arch sm_90] [--jobs N]\n"
+    "       halo-bench-step <program.halo>... --compile-only [--arch sm_90a] [--jobs N]\n"
     "Times compiled training steps (CUDA graph replays, median of --iters after --warmup);\n"
     "see the comment at the top of bench/step/halo_bench_step.cpp and docs/performance.md.\n";
 
@@ -680,7 +680,7 @@ int run(const Options &o) {
         std::fprintf(stderr, "halo-bench-step: error: %s\n", info.status().message().c_str());
         return 1;
       }
-      arch = info.ok() ? info->arch() : "sm_90";
+      arch = info.ok() ? info->kernelArch() : "sm_90a";
     }
     for (const cpu::Program &p : programs) {
       StatusOr<Model> m = describe(p);

@@ -17,6 +17,10 @@ std::string DeviceInfo::arch() const {
   return fmt::format("sm_{}{}", ccMajor, ccMinor);
 }
 
+std::string DeviceInfo::kernelArch() const {
+  return ccMajor == 9 && ccMinor == 0 ? arch() + "a" : arch();
+}
+
 StatusOr<int> deviceCount(const CudaDriver &driver) {
   int count = 0;
   HALO_CU_RETURN_IF_ERROR(driver, cuDeviceGetCount(&count));

@@ -27,8 +27,12 @@ struct DeviceInfo {
   /// Largest dynamic shared memory a block may opt into (cuFuncSetAttribute).
   int maxSharedMemoryPerBlockOptin = 0;
 
-  /// The NVRTC arch of this device, e.g. "sm_90" (append "a" for wgmma).
+  /// The arch of this device, e.g. "sm_90".
   std::string arch() const;
+  /// The arch generated kernels are compiled for: arch(), with the
+  /// arch-specific features on sm_90 ("sm_90a": wgmma, which does not run on
+  /// later GPUs, so the JIT asks for it only on the device that has it).
+  std::string kernelArch() const;
 };
 
 StatusOr<int> deviceCount(const CudaDriver &driver);

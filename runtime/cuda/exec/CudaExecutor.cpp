@@ -143,7 +143,7 @@ StatusOr<std::unique_ptr<CudaModules>> CudaModules::load(const CudaContext &cont
         device.ccMajor, device.ccMinor));
   auto start = std::chrono::steady_clock::now();
   CompileOptions options;
-  options.arch = device.arch();
+  options.arch = device.kernelArch();
   // NVRTC (or the kernel cache) on up to 16 threads: a cold start compiles
   // dozens of independent sources. Modules load in the caller's thread.
   std::vector<const std::pair<const std::string, std::string> *> sources;

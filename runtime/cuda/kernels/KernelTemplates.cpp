@@ -1074,6 +1074,17 @@ bool attnDkdvPairs(const AttentionParams &p) {
   return attnOnTensorCores(p) && p.targetSm >= 90 && p.warps == 0 && p.headDim % 32 == 0;
 }
 constexpr int64_t kDkdvPairWarps = 8;
+/// Hopper warpgroup MMAs (attention_wgmma.cuh) where the geometry above is
+/// theirs (4 warps of 2 m16 tiles, dK/dV by 8 warps) and HD is 64 or 128.
+/// The entry points pick them when compiled for sm_90a
+/// (__CUDA_ARCH_FEAT_SM90_ALL) and the mma.sync kernels otherwise.
+bool attnWgmma(const AttentionParams &p) {
+  return attnDkdvPairs(p) && (p.headDim == 64 || p.headDim == 128);
+}
+/// `wgmma` under sm_90a, else `mma` (both complete statements).
+std::string archSelect(const std::string &wgmma, const std::string &mma) {
+  return "#if defined(__CUDA_ARCH_FEAT_SM90_ALL)\n" + wgmma + "#else\n" + mma + "#endif\n";
+}
 /// Template arguments of the tensor-core kernels: S, H, KV, HD, warps.
 std::string attnMmaTmpl(const AttentionParams &p) {
   return attnTmpl(p) + ", " + str(attnWarps(p));
@@ -1100,15 +1111,18 @@ StatusOr<GeneratedKernel> attentionForwardKernel(const AttentionParams &p) {
                        "* __restrict__ out, float* __restrict__ lse";
   std::string call = tc ? "attn_mma_fwd<" + attnMmaTmpl(p) + ", " + str(attnMt(p))
                         : "attn_fwd<" + attnTmpl(p);
-  std::string w = entry(k.program, "_fwd", threads, params,
-                        "  halo::" + call + ">(q, k, v, out, lse);\n");
+  std::string body = "  halo::" + call + ">(q, k, v, out, lse);\n";
+  if (attnWgmma(p))
+    body = archSelect("  halo::attn_wg_fwd<" + attnTmpl(p) + ">(q, k, v, out, lse);\n", body);
+  std::string w = entry(k.program, "_fwd", threads, params, body);
   // Tensor cores: the Q rows plus two buffers of 64-row K and V tiles.
   unsigned smem = tc ? static_cast<unsigned>((rows + 4 * 64) * p.headDim * 2) : 0;
   k.launches.push_back({k.program + "_fwd",
                         attnGrid(tc, (p.seqLen + rows - 1) / rows, p.batch * p.heads),
                         {threads, 1, 1}, smem, params});
-  k.source = tc ? assemble(k.program, {"attention_mma.cuh"}, w)
-                : assemble(k.program, {"attention.cuh"}, w);
+  k.source = attnWgmma(p) ? assemble(k.program, {"attention_mma.cuh", "attention_wgmma.cuh"}, w)
+              : tc           ? assemble(k.program, {"attention_mma.cuh"}, w)
+                             : assemble(k.program, {"attention.cuh"}, w);
   return k;
 }
 
@@ -1138,16 +1152,25 @@ StatusOr<GeneratedKernel> attentionBackwardKernel(const AttentionParams &p) {
   std::string dkdv = pairs ? "attn_mma_dkdv2<" + attnTmpl(p) + ", " + str(dkdvWarps)
                      : tc  ? "attn_mma_dkdv<" + attnMmaTmpl(p)
                            : "attn_bwd_dkdv<" + attnTmpl(p);
-  w += entry(k.program, "_dkdv", dkdvThreads, pk,
-             "  halo::" + dkdv + ">(q, k, v, dout, lse, delta, dk, dv);\n");
+  std::string dkdvBody = "  halo::" + dkdv + ">(q, k, v, dout, lse, delta, dk, dv);\n";
+  if (attnWgmma(p))
+    dkdvBody = archSelect(
+        "  halo::attn_wg_dkdv<" + attnTmpl(p) + ">(q, k, v, dout, lse, delta, dk, dv);\n",
+        dkdvBody);
+  w += entry(k.program, "_dkdv", dkdvThreads, pk, dkdvBody);
   std::string pq = b + "q, " + b + "k, " + b + "v, " + b +
                    "dout, const float* __restrict__ lse, const float* __restrict__ "
                    "delta, " + kBf16 + "* __restrict__ dq";
-  w += entry(k.program, "_dq", dqThreads, pq,
-             "  halo::" +
-                 (tc ? "attn_mma_dq<" + attnMmaTmpl(p) + ", " + str(attnMt(p)) + ", " + str(dqKr)
-                     : "attn_bwd_dq<" + attnTmpl(p)) +
-                 ">(q, k, v, dout, lse, delta, dq);\n");
+  std::string dqBody = "  halo::" +
+                       (tc ? "attn_mma_dq<" + attnMmaTmpl(p) + ", " + str(attnMt(p)) + ", " +
+                                 str(dqKr)
+                           : "attn_bwd_dq<" + attnTmpl(p)) +
+                       ">(q, k, v, dout, lse, delta, dq);\n";
+  if (attnWgmma(p))
+    dqBody = archSelect("  halo::attn_wg_dq<" + attnTmpl(p) + ", " + str(dqKr) +
+                            ">(q, k, v, dout, lse, delta, dq);\n",
+                        dqBody);
+  w += entry(k.program, "_dq", dqThreads, pq, dqBody);
   unsigned tiles = static_cast<unsigned>((p.seqLen + blockRows - 1) / blockRows);
   unsigned dqTiles = static_cast<unsigned>((p.seqLen + dqRows - 1) / dqRows);
   // Tensor cores: the block's two [rows][hd] tiles plus two buffers of two
@@ -1166,8 +1189,10 @@ StatusOr<GeneratedKernel> attentionBackwardKernel(const AttentionParams &p) {
                         attnGrid(tc, dqTiles, p.batch * p.heads),
                         {dqThreads, 1, 1}, dqSmem, pq});
   k.scratchBytes = static_cast<size_t>(rows * 4);
-  k.source = tc ? assemble(k.program, {"attention.cuh", "attention_mma.cuh"}, w)
-                : assemble(k.program, {"attention.cuh"}, w);
+  k.source = attnWgmma(p)
+                 ? assemble(k.program, {"attention.cuh", "attention_mma.cuh", "attention_wgmma.cuh"}, w)
+             : tc ? assemble(k.program, {"attention.cuh", "attention_mma.cuh"}, w)
+                  : assemble(k.program, {"attention.cuh"}, w);
   return k;
 }
 

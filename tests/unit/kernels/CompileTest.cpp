@@ -1,8 +1,9 @@
 //===- CompileTest.cpp - Every template compiles with NVRTC ---------------===//
 //
 // One test per (model, kernel): the generated source compiles to a cubin for
-// sm_90 and for sm_89 (the two compiled concurrently), with a fresh
-// HALO_CACHE_DIR so that NVRTC really runs. Needs no GPU and no driver.
+// sm_90a (what the executor compiles for on an H100) and for sm_89 (the two
+// compiled concurrently), with a fresh HALO_CACHE_DIR so that NVRTC really
+// runs. Needs no GPU and no driver.
 //
 //===----------------------------------------------------------------------===//
 #include "tests/unit/kernels/KernelCases.h"
@@ -32,7 +33,7 @@ std::vector<CaseId> allCases() {
 
 class CompileTest : public ::testing::TestWithParam<CaseId> {};
 
-TEST_P(CompileTest, Sm90AndSm89) {
+TEST_P(CompileTest, Sm90aAndSm89) {
   const ModelShape &m = modelShapes()[GetParam().model];
   KernelCase c = kernelCases(m)[GetParam().index];
   StatusOr<GeneratedKernel> k = c.make();
@@ -46,7 +47,7 @@ TEST_P(CompileTest, Sm90AndSm89) {
     return compileKernel({k->program, k->source, {}}, options);
   };
   auto sm89 = std::async(std::launch::async, compile, "sm_89");
-  StatusOr<CompiledKernel> sm90 = compile("sm_90");
+  StatusOr<CompiledKernel> sm90 = compile("sm_90a");
   StatusOr<CompiledKernel> other = sm89.get();
   ASSERT_TRUE(sm90.ok()) << sm90.status().message();
   ASSERT_TRUE(other.ok()) << other.status().message();

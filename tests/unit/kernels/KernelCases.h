@@ -193,8 +193,11 @@ inline std::vector<KernelCase> kernelCases(const ModelShape &m) {
   AttentionParams at{T / m.seqLen, m.seqLen, m.heads, m.kvHeads, m.headDim};
   cases.push_back({"attention_fwd", [=] { return attentionForwardKernel(at); }});
   cases.push_back({"attention_bwd", [=] { return attentionBackwardKernel(at); }});
-  AttentionParams at90 = at; // sm_90: dK/dV by warp pairs (attn_mma_dkdv2)
+  // sm_90: wgmma kernels under sm_90a (head dims 64 and 128), else dK/dV by
+  // warp pairs (attn_mma_dkdv2).
+  AttentionParams at90 = at;
   at90.targetSm = 90;
+  cases.push_back({"attention_fwd_sm90", [=] { return attentionForwardKernel(at90); }});
   cases.push_back({"attention_bwd_sm90", [=] { return attentionBackwardKernel(at90); }});
   return cases;
 }

@@ -1506,7 +1506,7 @@ GpuCheckResult runGpuChecks(const GpuCheckOptions &options, std::ostream &log) {
     return result;
   }
   gpu.ctx = std::make_unique<CudaContext>(std::move(ctx.value()));
-  gpu.arch = gpu.ctx->info().arch();
+  gpu.arch = gpu.ctx->info().kernelArch();
   log << "device: " << gpu.ctx->info().name << " (" << gpu.arch << ", "
       << gpu.ctx->info().smCount << " SMs), NVRTC " << nvrtcVersionString() << std::endl;
   Report report{log};

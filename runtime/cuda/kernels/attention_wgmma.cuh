@@ -1,0 +1,506 @@
+// ===- attention_wgmma.cuh - Causal GQA attention with Hopper's wgmma -----===//
+//
+// attention_mma.cuh's forward, dQ and dK/dV kernels with every product issued
+// as warpgroup MMAs (wgmma.mma_async, sm_90a only). Same semantics, grids,
+// block sizes and shared-memory sizes as attn_mma_fwd (4 warps, 2 m16 tiles
+// each), attn_mma_dq (the same, KR-key tiles) and attn_mma_dkdv2 (8 warps),
+// so a generated entry point calls these under __CUDA_ARCH_FEAT_SM90_ALL and
+// the mma.sync kernels otherwise (head dims 64 and 128).
+//
+// A warpgroup (4 warps) computes 64-row products; warp w holds rows
+// 16w..16w+15 in the mma.m16n8k16 C and A fragment layouts, so the online
+// softmax and the accumulator-to-A packing of attention_mma.cuh carry over.
+// Shared-memory operands use the 128-byte swizzle: a [R][HD] tile is HD/64
+// column blocks of [R][64] (128-byte rows), the 16-byte chunk c of row r at
+// c ^ (r % 8), every tile at a 1024-byte boundary. As a K-major operand (the
+// reduction runs over HD: Q K^T, dO V^T, K Q^T, V dO^T) the descriptor steps
+// 32 bytes per k16 inside a column block; as an MN-major one (the reduction
+// runs over the rows: P V, dS K, P^T dO, dS^T Q) it steps 16 rows (2 KiB) per
+// k16, with the column blocks R * 128 bytes apart (leading byte offset) and
+// 8-row groups 1 KiB apart (stride byte offset). Each product is issued,
+// committed and waited for before its result is used; the overlap comes from
+// the other warpgroup or block on the SM.
+//
+// ===----------------------------------------------------------------------===//
+
+namespace halo {
+namespace wg {
+
+/// Element offset of (r, c) in a swizzled [R][HD] tile; c % 8 == 0.
+template <int R>
+__device__ __forceinline__ int swz(int r, int c) {
+  return ((c >> 6) * R + r) * 64 + ((((c >> 3) & 7) ^ (r & 7)) << 3);
+}
+
+/// Rows [r0, r0 + ROWS) of a row-major BF16 matrix (leading dimension ld)
+/// into a swizzled [ROWS][HD] tile with cp.async; rows >= limit are zero.
+template <int HD, int ROWS>
+__device__ __forceinline__ void load_tile(bf16 *dst, const bf16 *src, size_t ld, int r0,
+                                          int limit) {
+  constexpr int VPR = HD / 8;
+  for (int idx = threadIdx.x; idx < ROWS * VPR; idx += blockDim.x) {
+    const int r = idx / VPR, c = (idx % VPR) * 8;
+    const bool valid = r0 + r < limit;
+    const bf16 *from = src + (size_t)(valid ? r0 + r : 0) * ld + c;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(
+                     mma::smem_addr(dst + swz<ROWS>(r, c))),
+                 "l"(from), "r"(valid ? 16 : 0));
+  }
+}
+
+/// Waits for this thread's cp.async groups and makes the shared-memory
+/// writes visible to wgmma (the async proxy); the caller syncs the block.
+__device__ __forceinline__ void landed() {
+  mma::cp_async_wait<0>();
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+
+/// Matrix descriptor, 128-byte swizzle.
+__device__ __forceinline__ unsigned long long desc(const bf16 *p, unsigned lbo, unsigned sbo) {
+  return (unsigned long long)((mma::smem_addr(p) & 0x3FFFF) >> 4) |
+         (unsigned long long)((lbo >> 4) & 0x3FFF) << 16 |
+         (unsigned long long)((sbo >> 4) & 0x3FFF) << 32 | 1ull << 62;
+}
+/// K-major operand: rows r0.. of a swizzled [R][HD] tile, k-step kk (columns 16kk..16kk+15).
+template <int R>
+__device__ __forceinline__ unsigned long long desc_k(const bf16 *tile, int r0, int kk) {
+  return desc(tile + ((kk >> 2) * R + r0) * 64 + (kk & 3) * 16, 16, 1024);
+}
+/// MN-major operand: rows 16kk..16kk+15 (the reduction) x all columns of a
+/// swizzled [R][HD] tile.
+template <int R>
+__device__ __forceinline__ unsigned long long desc_mn(const bf16 *tile, int kk) {
+  return desc(tile + kk * 16 * 64, R * 128, 1024);
+}
+
+__device__ __forceinline__ void fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void commit() {
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void wait_all() {
+  asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+}
+/// Keeps the compiler from moving accesses of d across the asm around it.
+template <int NT>
+__device__ __forceinline__ void hold(float (&d)[NT][4]) {
+#pragma unroll
+  for (int n = 0; n < NT; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      asm volatile("" : "+f"(d[n][e])::"memory");
+}
+
+// m64nNk16, BF16 in, FP32 accumulate. mma_ss: d (+)= A B^T, A [64 x 16] and
+// B [N x 16] K-major in shared memory (`accumulate` 0 overwrites d). mma_rs:
+// d += A B, A [64 x 16] in registers, B [16 x N] MN-major in shared memory.
+__device__ __forceinline__ void mma_ss(float (&d)[4][4], unsigned long long adesc,
+                                       unsigned long long bdesc, int accumulate) {
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
+               "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {"
+               "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15"
+               "}, %16, %17, p, 1, 1, 0, 0;\n}\n"
+               : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
+                 "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
+                 "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+                 "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3])
+               : "l"(adesc), "l"(bdesc), "r"(accumulate));
+}
+
+__device__ __forceinline__ void mma_ss(float (&d)[8][4], unsigned long long adesc,
+                                       unsigned long long bdesc, int accumulate) {
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+               "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+               "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16,"
+               "%17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+               "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+               : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
+                 "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
+                 "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+                 "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
+                 "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
+                 "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+                 "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
+                 "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+               : "l"(adesc), "l"(bdesc), "r"(accumulate));
+}
+
+__device__ __forceinline__ void mma_rs(float (&d)[8][4], const unsigned (&a)[4],
+                                       unsigned long long bdesc) {
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+               "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+               "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16,"
+               "%17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+               "}, {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+               : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
+                 "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
+                 "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+                 "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
+                 "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
+                 "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+                 "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
+                 "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(bdesc), "r"(1));
+}
+
+__device__ __forceinline__ void mma_rs(float (&d)[16][4], const unsigned (&a)[4],
+                                       unsigned long long bdesc) {
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+               "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+               "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16,"
+               "%17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31,"
+               "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46,"
+               "%47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61,"
+               "%62, %63"
+               "}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+               : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
+                 "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
+                 "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+                 "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
+                 "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
+                 "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+                 "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
+                 "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]),
+                 "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]),
+                 "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]),
+                 "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]),
+                 "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]),
+                 "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]),
+                 "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]),
+                 "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]),
+                 "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(bdesc), "r"(1));
+}
+
+/// acc = A B^T: A = rows a0..a0+63 of a swizzled [RA][HD] tile, B = rows
+/// b0..b0+N-1 of a swizzled [RB][HD] tile (acc: N/8 C tiles per warp).
+template <int HD, int RA, int RB, int NT>
+__device__ __forceinline__ void gemm_abt(float (&acc)[NT][4], const bf16 *a, int a0,
+                                         const bf16 *b, int b0) {
+  hold(acc);
+  fence();
+#pragma unroll
+  for (int kk = 0; kk < HD / 16; ++kk)
+    mma_ss(acc, desc_k<RA>(a, a0, kk), desc_k<RB>(b, b0, kk), kk > 0);
+  commit();
+  wait_all();
+  hold(acc);
+}
+
+/// acc += P B: P = packed A fragments (64 x KR), B = a swizzled [KR][HD] tile.
+template <int HD, int KR>
+__device__ __forceinline__ void gemm_pb(float (&acc)[HD / 8][4], const unsigned (&p)[KR / 16][4],
+                                        const bf16 *b) {
+  hold(acc);
+  fence();
+#pragma unroll
+  for (int kk = 0; kk < KR / 16; ++kk)
+    mma_rs(acc, p[kk], desc_mn<KR>(b, kk));
+  commit();
+  wait_all();
+  hold(acc);
+}
+
+} // namespace wg
+
+// Forward (attn_mma_fwd's geometry: 128 threads, 128 queries of (b, h) per
+// block, 64-key K and V tiles through two buffers). The one warpgroup runs
+// the two 64-query halves one after the other; Q stays in shared memory.
+template <int S, int H, int KV, int HD>
+__device__ __forceinline__ void attn_wg_fwd(const bf16 *q, const bf16 *k, const bf16 *v,
+                                            bf16 *out, float *lse) {
+  using namespace mma;
+  constexpr int KR = 64, NT = KR / 8, DT = HD / 8, BR = 128, LAST = (S - 1) / KR;
+  static_assert(HD == 64 || HD == 128, "wgmma attention needs head dim 64 or 128");
+  extern __shared__ __align__(1024) unsigned char attn_wg_smem[];
+  bf16 *qs = reinterpret_cast<bf16 *>(attn_wg_smem), *ks = qs + BR * HD, *vs = ks + 2 * KR * HD;
+  const int qt = gridDim.y - 1 - blockIdx.y; // long (late) tiles first, over all heads
+  const int bh = blockIdx.x, b = bh / H, h = bh % H, kvh = h / (H / KV);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const size_t qld = (size_t)H * HD, kld = (size_t)KV * HD;
+  const bf16 *kb = k + (size_t)b * S * kld + kvh * HD;
+  const bf16 *vb = v + (size_t)b * S * kld + kvh * HD;
+  const int first = qt * BR; // the block's first query
+  const int nkt = min((first + BR - 1) / KR, LAST);
+  wg::load_tile<HD, BR>(qs, q + (size_t)b * S * qld + h * HD, qld, first, S);
+  wg::load_tile<HD, KR>(ks, kb, kld, 0, S);
+  wg::load_tile<HD, KR>(vs, vb, kld, 0, S);
+  cp_async_commit();
+
+  const float sl2 = 1.4426950408889634f / sqrtf((float)HD); // scale * log2(e)
+  float o[2][DT][4];
+  zero_acc(o);
+  float mx[2][2], l[2][2];
+#pragma unroll
+  for (int m = 0; m < 2; ++m)
+    mx[m][0] = mx[m][1] = neg_inf(), l[m][0] = l[m][1] = 0.0f;
+  for (int kt = 0; kt <= nkt; ++kt) {
+    wg::landed();
+    __syncthreads(); // tile kt is here; every warp is done with tile kt - 1
+    if (kt < nkt) {
+      const int nb = (kt + 1) & 1;
+      wg::load_tile<HD, KR>(ks + nb * KR * HD, kb, kld, (kt + 1) * KR, S);
+      wg::load_tile<HD, KR>(vs + nb * KR * HD, vb, kld, (kt + 1) * KR, S);
+      cp_async_commit();
+    }
+    const bf16 *k_s = ks + (kt & 1) * KR * HD, *v_s = vs + (kt & 1) * KR * HD;
+#pragma unroll
+    for (int m = 0; m < 2; ++m) {
+      const int r0 = first + 64 * m; // the half's first query
+      if (kt * KR > r0 + 63)
+        continue; // no key of the tile is visible to this half
+      float s[NT][4];
+      wg::gemm_abt<HD, BR, KR, NT>(s, qs, 64 * m, k_s, 0);
+      const int row0 = r0 + 16 * warp + g;
+      if (kt * KR + KR - 1 > r0) // keys after some query: mask them
+#pragma unroll
+        for (int n = 0; n < NT; ++n)
+#pragma unroll
+          for (int e = 0; e < 4; ++e)
+            if (kt * KR + n * 8 + 2 * t + (e & 1) > row0 + (e < 2 ? 0 : 8))
+              s[n][e] = neg_inf();
+      float mx0 = mx[m][0], mx1 = mx[m][1];
+#pragma unroll
+      for (int n = 0; n < NT; ++n) {
+        mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
+        mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
+      }
+#pragma unroll
+      for (int o2 = 1; o2 <= 2; o2 <<= 1) {
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, o2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, o2));
+      }
+      // Every row sees key 0 in the first tile, so mx0/mx1 are finite here.
+      const float c0 = ex2((mx[m][0] - mx0) * sl2), c1 = ex2((mx[m][1] - mx1) * sl2);
+      mx[m][0] = mx0;
+      mx[m][1] = mx1;
+      const float b0 = mx0 * sl2, b1 = mx1 * sl2;
+      float rs0 = 0.0f, rs1 = 0.0f;
+#pragma unroll
+      for (int n = 0; n < NT; ++n) {
+        s[n][0] = ex2(fmaf(s[n][0], sl2, -b0));
+        s[n][1] = ex2(fmaf(s[n][1], sl2, -b0));
+        s[n][2] = ex2(fmaf(s[n][2], sl2, -b1));
+        s[n][3] = ex2(fmaf(s[n][3], sl2, -b1));
+        rs0 += s[n][0] + s[n][1];
+        rs1 += s[n][2] + s[n][3];
+      }
+      l[m][0] = l[m][0] * c0 + rs0;
+      l[m][1] = l[m][1] * c1 + rs1;
+#pragma unroll
+      for (int n = 0; n < DT; ++n) {
+        o[m][n][0] *= c0;
+        o[m][n][1] *= c0;
+        o[m][n][2] *= c1;
+        o[m][n][3] *= c1;
+      }
+      unsigned p[KR / 16][4];
+      pack_a<KR>(p, s);
+      wg::gemm_pb<HD, KR>(o[m], p, v_s);
+    }
+  }
+  const float scale = 1.0f / sqrtf((float)HD);
+#pragma unroll
+  for (int m = 0; m < 2; ++m) {
+    float l0 = l[m][0], l1 = l[m][1];
+#pragma unroll
+    for (int o2 = 1; o2 <= 2; o2 <<= 1) {
+      l0 += __shfl_xor_sync(0xffffffffu, l0, o2);
+      l1 += __shfl_xor_sync(0xffffffffu, l1, o2);
+    }
+    const int r = first + 64 * m + 16 * warp, row0 = r + g, row1 = row0 + 8;
+    store_rows<HD>(out + (size_t)b * S * qld + h * HD, qld, r, S, o[m], 1.0f / l0, 1.0f / l1);
+    if (t == 0) {
+      if (row0 < S)
+        lse[(size_t)bh * S + row0] = mx[m][0] * scale + logf(l0);
+      if (row1 < S)
+        lse[(size_t)bh * S + row1] = mx[m][1] * scale + logf(l1);
+    }
+  }
+}
+
+// dQ (attn_mma_dq's geometry with 4 warps and 2 m16 tiles each: 128 threads,
+// 128 queries of (b, h) per block, KR-key K and V tiles through two buffers).
+template <int S, int H, int KV, int HD, int KR>
+__device__ __forceinline__ void attn_wg_dq(const bf16 *q, const bf16 *k, const bf16 *v,
+                                           const bf16 *dout, const float *lse,
+                                           const float *delta, bf16 *dq) {
+  using namespace mma;
+  constexpr int NT = KR / 8, DT = HD / 8, BR = 128, LAST = (S - 1) / KR, TILE = KR * HD;
+  static_assert(HD == 64 || HD == 128, "wgmma attention needs head dim 64 or 128");
+  static_assert(KR == 32 || KR == 64, "key tiles of 32 or 64");
+  extern __shared__ __align__(1024) unsigned char attn_wg_smem[];
+  bf16 *qs = reinterpret_cast<bf16 *>(attn_wg_smem), *dos = qs + BR * HD, *ks = dos + BR * HD,
+       *vs = ks + 2 * TILE;
+  const int qt = gridDim.y - 1 - blockIdx.y; // long (late) tiles first, over all heads
+  const int bh = blockIdx.x, b = bh / H, h = bh % H, kvh = h / (H / KV);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const size_t qld = (size_t)H * HD, kld = (size_t)KV * HD;
+  const float scale = 1.0f / sqrtf((float)HD), sl2 = scale * 1.4426950408889634f;
+  const bf16 *kb = k + (size_t)b * S * kld + kvh * HD;
+  const bf16 *vb = v + (size_t)b * S * kld + kvh * HD;
+  const int first = qt * BR;
+  const int nkt = min((first + BR - 1) / KR, LAST);
+  wg::load_tile<HD, BR>(qs, q + (size_t)b * S * qld + h * HD, qld, first, S);
+  wg::load_tile<HD, BR>(dos, dout + (size_t)b * S * qld + h * HD, qld, first, S);
+  wg::load_tile<HD, KR>(ks, kb, kld, 0, S);
+  wg::load_tile<HD, KR>(vs, vb, kld, 0, S);
+  cp_async_commit();
+  const size_t lb = (size_t)bh * S;
+  float L[2][2], D[2][2];
+#pragma unroll
+  for (int m = 0; m < 2; ++m)
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      const int row = first + 64 * m + 16 * warp + g + 8 * j;
+      L[m][j] = row < S ? lse[lb + row] * 1.4426950408889634f : 0.0f;
+      D[m][j] = row < S ? delta[lb + row] : 0.0f;
+    }
+  float acc[2][DT][4];
+  zero_acc(acc);
+  for (int kt = 0; kt <= nkt; ++kt) {
+    wg::landed();
+    __syncthreads();
+    if (kt < nkt) {
+      const int nb = (kt + 1) & 1;
+      wg::load_tile<HD, KR>(ks + nb * TILE, kb, kld, (kt + 1) * KR, S);
+      wg::load_tile<HD, KR>(vs + nb * TILE, vb, kld, (kt + 1) * KR, S);
+      cp_async_commit();
+    }
+    const bf16 *k_s = ks + (kt & 1) * TILE, *v_s = vs + (kt & 1) * TILE;
+#pragma unroll
+    for (int m = 0; m < 2; ++m) {
+      const int r0 = first + 64 * m;
+      if (kt * KR > r0 + 63)
+        continue;
+      const int row0 = r0 + 16 * warp + g;
+      unsigned ds[KR / 16][4];
+      {
+        float s[NT][4];
+        wg::gemm_abt<HD, BR, KR, NT>(s, qs, 64 * m, k_s, 0); // S = Q K^T
+        const bool diag = kt * KR + KR - 1 > r0;
+#pragma unroll
+        for (int n = 0; n < NT; ++n)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int key = kt * KR + n * 8 + 2 * t + (e & 1), j = e >> 1;
+            s[n][e] = !diag || key <= row0 + 8 * j ? ex2(fmaf(s[n][e], sl2, -L[m][j])) : 0.0f;
+          }
+        pack_a<KR>(ds, s);
+      }
+      float dp[NT][4];
+      wg::gemm_abt<HD, BR, KR, NT>(dp, dos, 64 * m, v_s, 0); // dP = dO V^T
+#pragma unroll
+      for (int kk = 0; kk < KR / 16; ++kk)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          // A-fragment register e of k-step kk holds C tile 2kk + e/2, entries (e%2)*2, +1.
+          const int n = 2 * kk + (e >> 1), c = (e & 1) * 2;
+          const float dl = D[m][e & 1];
+          __nv_bfloat162 pv = *reinterpret_cast<const __nv_bfloat162 *>(&ds[kk][e]);
+          ds[kk][e] = pack_bf16(__low2float(pv) * (dp[n][c] - dl),
+                                __high2float(pv) * (dp[n][c + 1] - dl));
+        }
+      wg::gemm_pb<HD, KR>(acc[m], ds, k_s); // dQ += dS K
+    }
+  }
+#pragma unroll
+  for (int m = 0; m < 2; ++m)
+    store_rows<HD>(dq + (size_t)b * S * qld + h * HD, qld, first + 64 * m + 16 * warp, S, acc[m],
+                   scale, scale);
+}
+
+// dK, dV (attn_mma_dkdv2's geometry: 256 threads, 128 keys of (b, kv head)
+// per block). Warpgroup i owns keys 64i..64i+63 with their dK and dV
+// accumulators; for each query head of the group, 64-query tiles of Q and dO
+// (with their lse and delta) stream through two buffers.
+template <int S, int H, int KV, int HD>
+__device__ __forceinline__ void attn_wg_dkdv(const bf16 *q, const bf16 *k, const bf16 *v,
+                                             const bf16 *dout, const float *lse,
+                                             const float *delta, bf16 *dk, bf16 *dv) {
+  using namespace mma;
+  constexpr int KR = 64, NT = KR / 8, DT = HD / 8, BR = 128, QT = (S + KR - 1) / KR;
+  constexpr int GRP = H / KV, TILE = KR * HD;
+  static_assert(HD == 64 || HD == 128, "wgmma attention needs head dim 64 or 128");
+  extern __shared__ __align__(1024) unsigned char attn_wg_smem[];
+  bf16 *ks = reinterpret_cast<bf16 *>(attn_wg_smem), *vs = ks + BR * HD, *qs = vs + BR * HD,
+       *dos = qs + 2 * TILE;
+  float *ls = reinterpret_cast<float *>(dos + 2 * TILE), *dls = ls + 2 * KR;
+  const int kt = blockIdx.y; // the key block: long (early) ones first, over all heads
+  const int bg = blockIdx.x, b = bg / KV, kvh = bg % KV;
+  const int grp = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
+  const int g = lane >> 2, t = lane & 3;
+  const size_t kld = (size_t)KV * HD, qld = (size_t)H * HD;
+  const float scale = 1.0f / sqrtf((float)HD), sl2 = scale * 1.4426950408889634f;
+  const int first = kt * BR + 64 * grp; // the warpgroup's first key
+  const int key0 = first + 16 * warp + g, key1 = key0 + 8;
+  const int qt0 = (kt * BR) / KR, nq = QT - qt0; // query tiles per head
+  auto issue = [&](int i) {
+    const int h = kvh * GRP + i / nq, qt = qt0 + i % nq, buf = i & 1;
+    const size_t l0 = ((size_t)b * H + h) * S;
+    wg::load_tile<HD, KR>(qs + buf * TILE, q + (size_t)b * S * qld + h * HD, qld, qt * KR, S);
+    wg::load_tile<HD, KR>(dos + buf * TILE, dout + (size_t)b * S * qld + h * HD, qld, qt * KR, S);
+    for (int r = threadIdx.x; r < KR; r += blockDim.x) {
+      const int row = qt * KR + r;
+      ls[buf * KR + r] = row < S ? lse[l0 + row] * 1.4426950408889634f : 0.0f;
+      dls[buf * KR + r] = row < S ? delta[l0 + row] : 0.0f;
+    }
+  };
+  wg::load_tile<HD, BR>(ks, k + (size_t)b * S * kld + kvh * HD, kld, kt * BR, S);
+  wg::load_tile<HD, BR>(vs, v + (size_t)b * S * kld + kvh * HD, kld, kt * BR, S);
+  issue(0);
+  cp_async_commit();
+  float dkacc[DT][4], dvacc[DT][4];
+#pragma unroll
+  for (int n = 0; n < DT; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      dkacc[n][e] = dvacc[n][e] = 0.0f;
+  const int items = GRP * nq;
+  for (int i = 0; i < items; ++i) {
+    // Item i has landed and every warp is done with item i - 1, whose
+    // buffers item i + 1 refills (while item i is used): one barrier per item.
+    wg::landed();
+    __syncthreads();
+    if (i + 1 < items) {
+      issue(i + 1);
+      cp_async_commit();
+    }
+    const int qt = qt0 + i % nq, buf = i & 1;
+    const bf16 *q_s = qs + buf * TILE, *do_s = dos + buf * TILE;
+    const float *l_s = ls + buf * KR, *d_s = dls + buf * KR;
+    if (qt * KR + KR - 1 < first)
+      continue; // no query of the tile sees the warpgroup's keys
+    // P^T (64 keys x KR queries), zero where masked.
+    float st[NT][4];
+    wg::gemm_abt<HD, BR, KR, NT>(st, ks, 64 * grp, q_s, 0);
+    const bool diag = qt * KR < first + 63;
+#pragma unroll
+    for (int n = 0; n < NT; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int qi = n * 8 + 2 * t + (e & 1), query = qt * KR + qi;
+        const bool live = (!diag || query >= (e < 2 ? key0 : key1)) && query < S;
+        st[n][e] = live ? ex2(fmaf(st[n][e], sl2, -l_s[qi])) : 0.0f;
+      }
+    unsigned pp[KR / 16][4];
+    pack_a<KR>(pp, st);
+    wg::gemm_pb<HD, KR>(dvacc, pp, do_s);                 // dV += P^T dO
+    wg::gemm_abt<HD, BR, KR, NT>(st, vs, 64 * grp, do_s, 0); // dP^T = V dO^T
+#pragma unroll
+    for (int kk = 0; kk < KR / 16; ++kk)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int n = 2 * kk + (e >> 1), c = (e & 1) * 2, qi = n * 8 + 2 * t;
+        __nv_bfloat162 pv = *reinterpret_cast<const __nv_bfloat162 *>(&pp[kk][e]);
+        pp[kk][e] = pack_bf16(__low2float(pv) * (st[n][c] - d_s[qi]),
+                              __high2float(pv) * (st[n][c + 1] - d_s[qi + 1]));
+      }
+    wg::gemm_pb<HD, KR>(dkacc, pp, q_s); // dK += dS^T Q
+  }
+  store_rows<HD>(dk + (size_t)b * S * kld + kvh * HD, kld, first + 16 * warp, S, dkacc, scale,
+                 scale);
+  store_rows<HD>(dv + (size_t)b * S * kld + kvh * HD, kld, first + 16 * warp, S, dvacc, 1.0f,
+                 1.0f);
+}
+
+} // namespace halo
