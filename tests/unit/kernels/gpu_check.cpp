@@ -1388,10 +1388,11 @@ void Checker::attention(size_t B, size_t S, size_t H, size_t KV, size_t hd, bool
   if (timing && !warps && std::getenv("HALO_ATTN_VARIANTS")) {
     struct V {
       int kind; // 0 fwd, 1 dkdv, 2 dq
-      std::string fn; // the template, after attn_mma_
+      std::string fn; // the template, after attn_mma_ (attn_wg_ when wg)
       std::string extra; // template arguments after S, H, KV, HD
       unsigned warps, rows; // rows per block
       unsigned smem;
+      bool wg = false; // attention_wgmma.cuh (the sm_90a branch of the entry)
     };
     const unsigned HDu = unsigned(hd), T2 = HDu * 2;
     // attn_mma_dkdv2 (warp pairs): K, V, two Q and dO buffers, P^T and dS^T, lse and delta.
@@ -1406,6 +1407,8 @@ void Checker::attention(size_t B, size_t S, size_t H, size_t KV, size_t hd, bool
         pairs(4, 64), pairs(8, 64),
         {2, "dq", "4, 2, 32", 4, 128, (256 + 128) * T2},
         {2, "dq", "8, 2, 32", 8, 256, (512 + 128) * T2},
+        {2, "dq", "32", 4, 128, (256 + 128) * T2, true},
+        {2, "dq", "64", 4, 128, (256 + 256) * T2, true},
     };
     Buf out2 = alloc(gpu_, T * H * hd * 2), lse2 = alloc(gpu_, B * H * S * 4);
     Buf gq2 = alloc(gpu_, T * H * hd * 2), gk2 = alloc(gpu_, T * KV * hd * 2),
@@ -1415,12 +1418,16 @@ void Checker::attention(size_t B, size_t S, size_t H, size_t KV, size_t hd, bool
       const GeneratedKernel &base = vr.kind == 0 ? lf->kernel : lb->kernel;
       GeneratedKernel g = base;
       // The default's call (attn_mma_dkdv or attn_mma_dkdv2) becomes the variant's.
-      size_t at = g.source.find(std::string("halo::attn_mma_") + names[vr.kind]);
+      const std::string prefix = vr.wg ? "halo::attn_wg_" : "halo::attn_mma_";
+      // Under sm_90a the entry points run the wgmma kernels: mma.sync variants do not apply.
+      if (!vr.wg && g.source.find("halo::attn_wg_") != std::string::npos)
+        continue;
+      size_t at = g.source.find(prefix + names[vr.kind]);
       if (at == std::string::npos)
         continue;
       size_t close = g.source.find('>', at);
       std::ostringstream ta;
-      ta << "halo::attn_mma_" << vr.fn << "<" << S << ", " << H << ", " << KV << ", " << hd
+      ta << prefix << vr.fn << "<" << S << ", " << H << ", " << KV << ", " << hd
          << ", " << vr.extra;
       g.source.replace(at, close - at, ta.str());
       const LaunchSpec &ls = base.launches[vr.kind == 0 ? 0 : vr.kind];
@@ -1434,7 +1441,7 @@ void Checker::attention(size_t B, size_t S, size_t H, size_t KV, size_t hd, bool
       l2.grid.y = unsigned((S + vr.rows - 1) / vr.rows); // the tile is blockIdx.y
       l2.sharedBytes = vr.smem;
       g.launches = {l2};
-      std::string label = name + "_" + vr.fn + "<" + vr.extra + ">";
+      std::string label = name + "_" + (vr.wg ? "wg_" : "") + vr.fn + "<" + vr.extra + ">";
       std::unique_ptr<Loaded> lv;
       try {
         lv = get(g);
