@@ -21,13 +21,13 @@ namespace {
 TEST(Generator, TemplatesAreEmbedded) {
   for (const char *f : {"common.cuh", "hadamard_rows.cuh", "hadamard_cols.cuh",
                         "rmsnorm.cuh", "elementwise.cuh", "cross_entropy.cuh",
-                        "attention.cuh", "attention_mma.cuh"}) {
+                        "attention.cuh", "attention_mma.cuh", "attention_wgmma.cuh"}) {
     std::string_view text = templateText(f);
     EXPECT_GT(text.size(), 500u) << f;
     EXPECT_NE(text.find("namespace halo"), std::string_view::npos) << f;
   }
   EXPECT_TRUE(templateText("nope.cuh").empty());
-  EXPECT_EQ(templateFiles().size(), 8u);
+  EXPECT_EQ(templateFiles().size(), 9u);
 }
 
 TEST(Generator, FloatLiteralRoundTrips) {
@@ -419,6 +419,22 @@ TEST(Generator, AttentionOnTensorCoresWhereTheHeadDimAllows) {
   EXPECT_EQ(b90->launches[1].sharedBytes, 164864u);
   EXPECT_EQ(b90->launches[2].block.x, 128u);
   EXPECT_EQ(b90->launches[2].sharedBytes, b->launches[2].sharedBytes);
+  // ... each entry point with its wgmma kernel (same geometry) under sm_90a,
+  // the mma.sync one otherwise; none before sm_90 or at other head dims.
+  StatusOr<GeneratedKernel> f90 = attentionForwardKernel(hopper);
+  ASSERT_TRUE(f90.ok());
+  EXPECT_NE(f90->source.find("#if defined(__CUDA_ARCH_FEAT_SM90_ALL)\n  halo::attn_wg_fwd<2048, "
+                             "32, 8, 128>(q, k, v, out, lse);\n#else\n  halo::attn_mma_fwd<"),
+            std::string::npos);
+  EXPECT_EQ(f90->launches[0].sharedBytes, f->launches[0].sharedBytes);
+  EXPECT_NE(b90->source.find("halo::attn_wg_dkdv<2048, 32, 8, 128>"), std::string::npos);
+  EXPECT_NE(b90->source.find("halo::attn_wg_dq<2048, 32, 8, 128, 32>"), std::string::npos);
+  EXPECT_EQ(f->source.find("attn_wg_"), std::string::npos);
+  AttentionParams hopper96{2, 200, 4, 2, 96};
+  hopper96.targetSm = 90;
+  StatusOr<GeneratedKernel> b96 = attentionBackwardKernel(hopper96);
+  ASSERT_TRUE(b96.ok());
+  EXPECT_EQ(b96->source.find("attn_wg_"), std::string::npos);
   // 8 warps: 128-row blocks of one m16 tile per warp.
   StatusOr<GeneratedKernel> f8 = attentionForwardKernel({4, 2048, 32, 8, 128, 8});
   ASSERT_TRUE(f8.ok());
