@@ -333,6 +333,9 @@ struct AttentionParams {
   /// With targetSm >= 90 (and warps 0) the dK/dV kernel takes the
   /// FlashAttention-2 layout (attn_mma_dkdv2, 8 warps) at head dims that are
   /// multiples of 32: faster, but 161 KiB of shared memory at headDim 128.
+  /// At head dims 64 and 128 every entry point then also carries the
+  /// warpgroup-MMA kernel of the same geometry (attention_wgmma.cuh), which
+  /// it runs when compiled for sm_90a.
   int targetSm = 0;
 };
 StatusOr<GeneratedKernel> attentionForwardKernel(const AttentionParams &);
