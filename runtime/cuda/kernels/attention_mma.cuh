@@ -311,6 +311,157 @@ __device__ __forceinline__ void store_rows(bf16 *dst, size_t ld, int row0, int l
   }
 }
 
+
+// Score arithmetic on a warp's C tiles, shared by the mma.sync kernels here
+// and the wgmma ones (attention_wgmma.cuh), whose accumulators have the same
+// layout: register e of tile n is row g + 8 (e >> 1), column 8n + 2t + (e & 1).
+
+/// One online-softmax step of a warp's 16 query rows (row0 = row g's query)
+/// over 8 NT keys from key0: with `mask`, keys after the row become -inf;
+/// then the running max mx and sum l are updated, o is rescaled, and s holds
+/// exp2 of the scaled, max-shifted scores. Every row must have seen a key
+/// (key 0 is in the first tile), so the max is finite.
+template <int NT, int DT>
+__device__ __forceinline__ void softmax_step(float (&s)[NT][4], float (&mx)[2], float (&l)[2],
+                                             float (&o)[DT][4], float sl2, bool mask, int key0,
+                                             int row0) {
+  const int t = threadIdx.x & 3;
+  if (mask)
+#pragma unroll
+    for (int n = 0; n < NT; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        if (key0 + n * 8 + 2 * t + (e & 1) > row0 + (e < 2 ? 0 : 8))
+          s[n][e] = neg_inf();
+  float mx0 = mx[0], mx1 = mx[1];
+#pragma unroll
+  for (int n = 0; n < NT; ++n) {
+    mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
+    mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
+  }
+#pragma unroll
+  for (int o2 = 1; o2 <= 2; o2 <<= 1) {
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, o2));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, o2));
+  }
+  const float c0 = ex2((mx[0] - mx0) * sl2), c1 = ex2((mx[1] - mx1) * sl2);
+  mx[0] = mx0;
+  mx[1] = mx1;
+  const float b0 = mx0 * sl2, b1 = mx1 * sl2;
+  float r0 = 0.0f, r1 = 0.0f;
+#pragma unroll
+  for (int n = 0; n < NT; ++n) {
+    s[n][0] = ex2(fmaf(s[n][0], sl2, -b0));
+    s[n][1] = ex2(fmaf(s[n][1], sl2, -b0));
+    s[n][2] = ex2(fmaf(s[n][2], sl2, -b1));
+    s[n][3] = ex2(fmaf(s[n][3], sl2, -b1));
+    r0 += s[n][0] + s[n][1];
+    r1 += s[n][2] + s[n][3];
+  }
+  l[0] = l[0] * c0 + r0;
+  l[1] = l[1] * c1 + r1;
+#pragma unroll
+  for (int n = 0; n < DT; ++n) {
+    o[n][0] *= c0;
+    o[n][1] *= c0;
+    o[n][2] *= c1;
+    o[n][3] *= c1;
+  }
+}
+
+/// The forward's end for a warp's 16 rows from r: out = o / l (row sums
+/// reduced over the quad), lse = max * scale + log(l) (lse of this head).
+template <int HD>
+__device__ __forceinline__ void store_softmax_rows(bf16 *out, size_t ld, float *lse, int r,
+                                                   int limit, const float (&o)[HD / 8][4],
+                                                   const float (&mx)[2], const float (&l)[2],
+                                                   float scale) {
+  float l0 = l[0], l1 = l[1];
+#pragma unroll
+  for (int o2 = 1; o2 <= 2; o2 <<= 1) {
+    l0 += __shfl_xor_sync(0xffffffffu, l0, o2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, o2);
+  }
+  store_rows<HD>(out, ld, r, limit, o, 1.0f / l0, 1.0f / l1);
+  const int row0 = r + ((threadIdx.x & 31) >> 2), row1 = row0 + 8;
+  if ((threadIdx.x & 3) == 0) {
+    if (row0 < limit)
+      lse[row0] = mx[0] * scale + logf(l0);
+    if (row1 < limit)
+      lse[row1] = mx[1] * scale + logf(l1);
+  }
+}
+
+/// dQ side, a warp's 16 query rows (row0 = row g's query) x 8 NT keys from
+/// key0: P = exp2(S sl2 - L) (L per row, log2 units), zero at keys after the
+/// row when `diag`, rounded into A fragments p.
+template <int NT>
+__device__ __forceinline__ void probs_rows(unsigned (&p)[NT / 2][4], float (&s)[NT][4],
+                                           const float (&L)[2], float sl2, bool diag, int key0,
+                                           int row0) {
+  const int t = threadIdx.x & 3;
+#pragma unroll
+  for (int n = 0; n < NT; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int key = key0 + n * 8 + 2 * t + (e & 1), j = e >> 1;
+      s[n][e] = !diag || key <= row0 + 8 * j ? ex2(fmaf(s[n][e], sl2, -L[j])) : 0.0f;
+    }
+  pack_a<8 * NT>(p, s);
+}
+
+/// dS = P (dP - delta) in place of the P fragments, delta per row (D).
+template <int NT>
+__device__ __forceinline__ void dscores_rows(unsigned (&p)[NT / 2][4], const float (&dp)[NT][4],
+                                             const float (&D)[2]) {
+#pragma unroll
+  for (int kk = 0; kk < NT / 2; ++kk)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      // A-fragment register e of k-step kk holds C tile 2kk + e/2, entries (e%2)*2, +1.
+      const int n = 2 * kk + (e >> 1), c = (e & 1) * 2;
+      const float dl = D[e & 1];
+      __nv_bfloat162 pv = *reinterpret_cast<const __nv_bfloat162 *>(&p[kk][e]);
+      p[kk][e] = pack_bf16(__low2float(pv) * (dp[n][c] - dl), __high2float(pv) * (dp[n][c + 1] - dl));
+    }
+}
+
+/// dK/dV side, a warp's 16 keys (key0 = row g's key) x 8 NT queries from
+/// query q0 (ls: their lse in log2 units): P^T = exp2(S^T sl2 - lse), zero for
+/// queries before the key when `diag` and for queries >= limit.
+template <int NT>
+__device__ __forceinline__ void probs_cols(unsigned (&p)[NT / 2][4], float (&st)[NT][4],
+                                           const float *ls, float sl2, bool diag, int key0,
+                                           int q0, int limit) {
+  const int t = threadIdx.x & 3;
+#pragma unroll
+  for (int n = 0; n < NT; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int qi = n * 8 + 2 * t + (e & 1), query = q0 + qi;
+      const bool live = (!diag || query >= key0 + 8 * (e >> 1)) && query < limit;
+      st[n][e] = live ? ex2(fmaf(st[n][e], sl2, -ls[qi])) : 0.0f;
+    }
+  pack_a<8 * NT>(p, st);
+}
+
+/// dS^T = P^T (dP^T - delta) into ds (which may be pt), delta per query (ds_).
+template <int NT>
+__device__ __forceinline__ void dscores_cols(unsigned (&ds)[NT / 2][4],
+                                             const unsigned (&pt)[NT / 2][4],
+                                             const float (&dpt)[NT][4], const float *ds_) {
+  const int t = threadIdx.x & 3;
+#pragma unroll
+  for (int kk = 0; kk < NT / 2; ++kk)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int n = 2 * kk + (e >> 1), c = (e & 1) * 2, qi = n * 8 + 2 * t;
+      __nv_bfloat162 pv = *reinterpret_cast<const __nv_bfloat162 *>(&pt[kk][e]);
+      ds[kk][e] = pack_bf16(__low2float(pv) * (dpt[n][c] - ds_[qi]),
+                            __high2float(pv) * (dpt[n][c + 1] - ds_[qi + 1]));
+    }
+}
+
 } // namespace mma
 
 // Dynamic shared memory (set by the generator, attentionForwardKernel /
@@ -334,7 +485,7 @@ __device__ __forceinline__ void attn_mma_fwd(const bf16 *q, const bf16 *k, const
   bf16 *qs = reinterpret_cast<bf16 *>(attn_smem), *ks = qs + BR * HD, *vs = ks + 2 * KR * HD;
   const int qt = gridDim.y - 1 - blockIdx.y; // long (late) tiles first, over all heads
   const int bh = blockIdx.x, b = bh / H, h = bh % H, kvh = h / (H / KV);
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
   const size_t qld = (size_t)H * HD, kld = (size_t)KV * HD;
   const bf16 *kb = k + (size_t)b * S * kld + kvh * HD;
   const bf16 *vb = v + (size_t)b * S * kld + kvh * HD;
@@ -390,55 +541,11 @@ __device__ __forceinline__ void attn_mma_fwd(const bf16 *q, const bf16 *k, const
           }
         }
       }
-      if (kt * KR + KR - 1 > first) // keys after some query: mask them
-#pragma unroll
-        for (int m = 0; m < MT; ++m)
-#pragma unroll
-          for (int n = 0; n < NT; ++n)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-              const int key = kt * KR + n * 8 + 2 * t + (e & 1);
-              if (key > first + 16 * m + g + (e < 2 ? 0 : 8))
-                s[m][n][e] = neg_inf();
-            }
       unsigned p[MT][KR / 16][4];
 #pragma unroll
       for (int m = 0; m < MT; ++m) {
-        float mx0 = mx[m][0], mx1 = mx[m][1];
-#pragma unroll
-        for (int n = 0; n < NT; ++n) {
-          mx0 = fmaxf(mx0, fmaxf(s[m][n][0], s[m][n][1]));
-          mx1 = fmaxf(mx1, fmaxf(s[m][n][2], s[m][n][3]));
-        }
-#pragma unroll
-        for (int o2 = 1; o2 <= 2; o2 <<= 1) {
-          mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, o2));
-          mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, o2));
-        }
-        // Every row sees key 0 in the first tile, so mx0/mx1 are finite here.
-        const float c0 = ex2((mx[m][0] - mx0) * sl2), c1 = ex2((mx[m][1] - mx1) * sl2);
-        mx[m][0] = mx0;
-        mx[m][1] = mx1;
-        const float b0 = mx0 * sl2, b1 = mx1 * sl2;
-        float r0 = 0.0f, r1 = 0.0f;
-#pragma unroll
-        for (int n = 0; n < NT; ++n) {
-          s[m][n][0] = ex2(fmaf(s[m][n][0], sl2, -b0));
-          s[m][n][1] = ex2(fmaf(s[m][n][1], sl2, -b0));
-          s[m][n][2] = ex2(fmaf(s[m][n][2], sl2, -b1));
-          s[m][n][3] = ex2(fmaf(s[m][n][3], sl2, -b1));
-          r0 += s[m][n][0] + s[m][n][1];
-          r1 += s[m][n][2] + s[m][n][3];
-        }
-        l[m][0] = l[m][0] * c0 + r0;
-        l[m][1] = l[m][1] * c1 + r1;
-#pragma unroll
-        for (int n = 0; n < DT; ++n) {
-          o[m][n][0] *= c0;
-          o[m][n][1] *= c0;
-          o[m][n][2] *= c1;
-          o[m][n][3] *= c1;
-        }
+        softmax_step(s[m], mx[m], l[m], o[m], sl2, kt * KR + KR - 1 > first, kt * KR,
+                     first + 16 * m + g);
         pack_a<KR>(p[m], s[m]);
       }
       gemm_pb<HD, MT, KR>(o, p, vt_s);
@@ -446,22 +553,9 @@ __device__ __forceinline__ void attn_mma_fwd(const bf16 *q, const bf16 *k, const
   }
   const float scale = 1.0f / sqrtf((float)HD);
 #pragma unroll
-  for (int m = 0; m < MT; ++m) {
-    float l0 = l[m][0], l1 = l[m][1];
-#pragma unroll
-    for (int o2 = 1; o2 <= 2; o2 <<= 1) {
-      l0 += __shfl_xor_sync(0xffffffffu, l0, o2);
-      l1 += __shfl_xor_sync(0xffffffffu, l1, o2);
-    }
-    const int r = first + 16 * m, row0 = r + g, row1 = row0 + 8;
-    store_rows<HD>(out + (size_t)b * S * qld + h * HD, qld, r, S, o[m], 1.0f / l0, 1.0f / l1);
-    if (t == 0) {
-      if (row0 < S)
-        lse[(size_t)bh * S + row0] = mx[m][0] * scale + logf(l0);
-      if (row1 < S)
-        lse[(size_t)bh * S + row1] = mx[m][1] * scale + logf(l1);
-    }
-  }
+  for (int m = 0; m < MT; ++m)
+    store_softmax_rows<HD>(out + (size_t)b * S * qld + h * HD, qld, lse + (size_t)bh * S,
+                           first + 16 * m, S, o[m], mx[m], l[m], scale);
 }
 
 // Work item i of a dK/dV block of kv head kvh: query head kvh * GRP + i / nq,
@@ -503,11 +597,11 @@ __device__ __forceinline__ void attn_mma_dkdv(const bf16 *q, const bf16 *k, cons
   float *ls = reinterpret_cast<float *>(dos + 2 * TILE), *dls = ls + 2 * KR;
   const int kt = blockIdx.y; // the key block: long (early) ones first, over all heads
   const int bg = blockIdx.x, b = bg / KV, kvh = bg % KV;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
   const size_t kld = (size_t)KV * HD;
   const float scale = 1.0f / sqrtf((float)HD), sl2 = scale * 1.4426950408889634f;
   const int first = kt * BR + warp * 16; // the warp's first key
-  const int key0 = first + g, key1 = key0 + 8;
+  const int key0 = first + g;
   const int qt0 = (kt * BR) / KR, nq = QT - qt0; // query tiles per head
   auto issue = [&](int i) {
     dkdv_load_query_tile<S, H, HD, KR, GRP>(i, b, kvh, qt0, nq, q, dout, lse, delta, qs, dos, ls,
@@ -548,32 +642,14 @@ __device__ __forceinline__ void attn_mma_dkdv(const bf16 *q, const bf16 *k, cons
         gemm_abt_r<HD, NT>(st[0], kf, q_s);
       else
         gemm_abt<HD, 1, NT>(st, ks, warp * 16, q_s);
-      const bool diag = qt * KR < first + 15;
-#pragma unroll
-      for (int n = 0; n < NT; ++n)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int qi = n * 8 + 2 * t + (e & 1), query = qt * KR + qi;
-          const bool live = (!diag || query >= (e < 2 ? key0 : key1)) && query < S;
-          st[0][n][e] = live ? ex2(fmaf(st[0][n][e], sl2, -l_s[qi])) : 0.0f;
-        }
       unsigned pp[1][KR / 16][4];
-      pack_a<KR>(pp[0], st[0]);
+      probs_cols(pp[0], st[0], l_s, sl2, qt * KR < first + 15, key0, qt * KR, S);
       gemm_pb<HD, 1, KR>(dvacc, pp, do_s); // dV += P^T dO
       if constexpr (KVREG)                  // dP^T = V dO^T
         gemm_abt_r<HD, NT>(st[0], vf, do_s);
       else
         gemm_abt<HD, 1, NT>(st, vs, warp * 16, do_s);
-#pragma unroll
-      for (int kk = 0; kk < KR / 16; ++kk)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          // A-fragment register e of k-step kk holds C tile 2kk + e/2, entries (e%2)*2, +1.
-          const int n = 2 * kk + (e >> 1), c = (e & 1) * 2, qi = n * 8 + 2 * t;
-          __nv_bfloat162 pv = *reinterpret_cast<const __nv_bfloat162 *>(&pp[0][kk][e]);
-          pp[0][kk][e] = pack_bf16(__low2float(pv) * (st[0][n][c] - d_s[qi]),
-                                   __high2float(pv) * (st[0][n][c + 1] - d_s[qi + 1]));
-        }
+      dscores_cols(pp[0], pp[0], st[0], d_s);
       gemm_pb<HD, 1, KR>(dkacc, pp, q_s); // dK += dS^T Q
     }
   }
@@ -605,7 +681,7 @@ __device__ __forceinline__ void attn_mma_dkdv2(const bf16 *q, const bf16 *k, con
   float *ls = reinterpret_cast<float *>(dss + BR * KR), *dls = ls + 2 * KR;
   const int kt = blockIdx.y; // the key block: long (early) ones first, over all heads
   const int bg = blockIdx.x, b = bg / KV, kvh = bg % KV;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
   const int pr = warp >> 1, hs = warp & 1, kr0 = 32 * pr; // the pair's rows of ks, vs
   const size_t kld = (size_t)KV * HD;
   const float scale = 1.0f / sqrtf((float)HD), sl2 = scale * 1.4426950408889634f;
@@ -642,34 +718,14 @@ __device__ __forceinline__ void attn_mma_dkdv2(const bf16 *q, const bf16 *k, con
     if (q0 + HQ - 1 >= first) {
       float st[2][HQ / 8][4];
       gemm_abt<HD, 2, HQ / 8>(st, ks, kr0, q_s + hs * HQ * HD); // S^T = K Q^T
-      const bool diag = q0 < first + 31;
 #pragma unroll
-      for (int m = 0; m < 2; ++m) {
-#pragma unroll
-        for (int n = 0; n < HQ / 8; ++n)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int qi = hs * HQ + n * 8 + 2 * t + (e & 1), query = qt * KR + qi;
-            const int key = first + 16 * m + g + 8 * (e >> 1);
-            const bool live = (!diag || query >= key) && query < S;
-            st[m][n][e] = live ? ex2(fmaf(st[m][n][e], sl2, -l_s[qi])) : 0.0f;
-          }
-        pack_a<HQ>(pt[m], st[m]);
-      }
+      for (int m = 0; m < 2; ++m)
+        probs_cols(pt[m], st[m], l_s + hs * HQ, sl2, q0 < first + 31, first + 16 * m + g, q0, S);
       store_a<KR, 2, HQ>(pts, kr0, hs * HQ, pt);
       gemm_abt<HD, 2, HQ / 8>(st, vs, kr0, do_s + hs * HQ * HD); // dP^T = V dO^T
 #pragma unroll
       for (int m = 0; m < 2; ++m)
-#pragma unroll
-        for (int kk = 0; kk < HQ / 16; ++kk)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            // A-fragment register e of k-step kk holds C tile 2kk + e/2, entries (e%2)*2, +1.
-            const int n = 2 * kk + (e >> 1), c = (e & 1) * 2, qi = hs * HQ + n * 8 + 2 * t;
-            __nv_bfloat162 pv = *reinterpret_cast<const __nv_bfloat162 *>(&pt[m][kk][e]);
-            ds[m][kk][e] = pack_bf16(__low2float(pv) * (st[m][n][c] - d_s[qi]),
-                                     __high2float(pv) * (st[m][n][c + 1] - d_s[qi + 1]));
-          }
+        dscores_cols(ds[m], pt[m], st[m], d_s + hs * HQ);
     } else { // the half's queries all precede the pair's keys
       zero_frags(pt);
       zero_frags(ds);
@@ -711,7 +767,7 @@ __device__ __forceinline__ void attn_mma_dq(const bf16 *q, const bf16 *k, const 
        *vs = ks + 2 * TILE;
   const int qt = gridDim.y - 1 - blockIdx.y; // long (late) tiles first, over all heads
   const int bh = blockIdx.x, b = bh / H, h = bh % H, kvh = h / (H / KV);
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
   const size_t qld = (size_t)H * HD, kld = (size_t)KV * HD;
   const float scale = 1.0f / sqrtf((float)HD), sl2 = scale * 1.4426950408889634f;
   const bf16 *kb = k + (size_t)b * S * kld + kvh * HD;
@@ -745,35 +801,16 @@ __device__ __forceinline__ void attn_mma_dq(const bf16 *q, const bf16 *k, const 
       {
         float s[MT][NT][4];
         gemm_abt<HD, MT, NT>(s, qs, warp * WR, k_s); // S = Q K^T
-        const bool diag = kt * KR + KR - 1 > first;
 #pragma unroll
-        for (int m = 0; m < MT; ++m) {
-#pragma unroll
-          for (int n = 0; n < NT; ++n)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-              const int key = kt * KR + n * 8 + 2 * t + (e & 1), j = e >> 1;
-              const int row = first + 16 * m + g + 8 * j;
-              s[m][n][e] = !diag || key <= row ? ex2(fmaf(s[m][n][e], sl2, -L[m][j])) : 0.0f;
-            }
-          pack_a<KR>(ds[m], s[m]);
-        }
+        for (int m = 0; m < MT; ++m)
+          probs_rows(ds[m], s[m], L[m], sl2, kt * KR + KR - 1 > first, kt * KR,
+                     first + 16 * m + g);
       }
       float dp[MT][NT][4];
       gemm_abt<HD, MT, NT>(dp, dos, warp * WR, v_s); // dP = dO V^T
 #pragma unroll
       for (int m = 0; m < MT; ++m)
-#pragma unroll
-        for (int kk = 0; kk < KR / 16; ++kk)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            // A-fragment register e of k-step kk holds C tile 2kk + e/2, entries (e%2)*2, +1.
-            const int n = 2 * kk + (e >> 1), c = (e & 1) * 2;
-            const float dl = D[m][e & 1];
-            __nv_bfloat162 pv = *reinterpret_cast<const __nv_bfloat162 *>(&ds[m][kk][e]);
-            ds[m][kk][e] = pack_bf16(__low2float(pv) * (dp[m][n][c] - dl),
-                                     __high2float(pv) * (dp[m][n][c + 1] - dl));
-          }
+        dscores_rows(ds[m], dp[m], D[m]);
       gemm_pb<HD, MT, KR>(acc, ds, k_s); // dQ += dS K
     }
   }

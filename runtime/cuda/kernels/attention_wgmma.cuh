@@ -215,7 +215,7 @@ __device__ __forceinline__ void attn_wg_fwd(const bf16 *q, const bf16 *k, const 
   bf16 *qs = reinterpret_cast<bf16 *>(attn_wg_smem), *ks = qs + BR * HD, *vs = ks + 2 * KR * HD;
   const int qt = gridDim.y - 1 - blockIdx.y; // long (late) tiles first, over all heads
   const int bh = blockIdx.x, b = bh / H, h = bh % H, kvh = h / (H / KV);
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
   const size_t qld = (size_t)H * HD, kld = (size_t)KV * HD;
   const bf16 *kb = k + (size_t)b * S * kld + kvh * HD;
   const bf16 *vb = v + (size_t)b * S * kld + kvh * HD;
@@ -250,49 +250,8 @@ __device__ __forceinline__ void attn_wg_fwd(const bf16 *q, const bf16 *k, const 
         continue; // no key of the tile is visible to this half
       float s[NT][4];
       wg::gemm_abt<HD, BR, KR, NT>(s, qs, 64 * m, k_s, 0);
-      const int row0 = r0 + 16 * warp + g;
-      if (kt * KR + KR - 1 > r0) // keys after some query: mask them
-#pragma unroll
-        for (int n = 0; n < NT; ++n)
-#pragma unroll
-          for (int e = 0; e < 4; ++e)
-            if (kt * KR + n * 8 + 2 * t + (e & 1) > row0 + (e < 2 ? 0 : 8))
-              s[n][e] = neg_inf();
-      float mx0 = mx[m][0], mx1 = mx[m][1];
-#pragma unroll
-      for (int n = 0; n < NT; ++n) {
-        mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
-        mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
-      }
-#pragma unroll
-      for (int o2 = 1; o2 <= 2; o2 <<= 1) {
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, o2));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, o2));
-      }
-      // Every row sees key 0 in the first tile, so mx0/mx1 are finite here.
-      const float c0 = ex2((mx[m][0] - mx0) * sl2), c1 = ex2((mx[m][1] - mx1) * sl2);
-      mx[m][0] = mx0;
-      mx[m][1] = mx1;
-      const float b0 = mx0 * sl2, b1 = mx1 * sl2;
-      float rs0 = 0.0f, rs1 = 0.0f;
-#pragma unroll
-      for (int n = 0; n < NT; ++n) {
-        s[n][0] = ex2(fmaf(s[n][0], sl2, -b0));
-        s[n][1] = ex2(fmaf(s[n][1], sl2, -b0));
-        s[n][2] = ex2(fmaf(s[n][2], sl2, -b1));
-        s[n][3] = ex2(fmaf(s[n][3], sl2, -b1));
-        rs0 += s[n][0] + s[n][1];
-        rs1 += s[n][2] + s[n][3];
-      }
-      l[m][0] = l[m][0] * c0 + rs0;
-      l[m][1] = l[m][1] * c1 + rs1;
-#pragma unroll
-      for (int n = 0; n < DT; ++n) {
-        o[m][n][0] *= c0;
-        o[m][n][1] *= c0;
-        o[m][n][2] *= c1;
-        o[m][n][3] *= c1;
-      }
+      softmax_step(s, mx[m], l[m], o[m], sl2, kt * KR + KR - 1 > r0, kt * KR,
+                   r0 + 16 * warp + g);
       unsigned p[KR / 16][4];
       pack_a<KR>(p, s);
       wg::gemm_pb<HD, KR>(o[m], p, v_s);
@@ -300,22 +259,9 @@ __device__ __forceinline__ void attn_wg_fwd(const bf16 *q, const bf16 *k, const 
   }
   const float scale = 1.0f / sqrtf((float)HD);
 #pragma unroll
-  for (int m = 0; m < 2; ++m) {
-    float l0 = l[m][0], l1 = l[m][1];
-#pragma unroll
-    for (int o2 = 1; o2 <= 2; o2 <<= 1) {
-      l0 += __shfl_xor_sync(0xffffffffu, l0, o2);
-      l1 += __shfl_xor_sync(0xffffffffu, l1, o2);
-    }
-    const int r = first + 64 * m + 16 * warp, row0 = r + g, row1 = row0 + 8;
-    store_rows<HD>(out + (size_t)b * S * qld + h * HD, qld, r, S, o[m], 1.0f / l0, 1.0f / l1);
-    if (t == 0) {
-      if (row0 < S)
-        lse[(size_t)bh * S + row0] = mx[m][0] * scale + logf(l0);
-      if (row1 < S)
-        lse[(size_t)bh * S + row1] = mx[m][1] * scale + logf(l1);
-    }
-  }
+  for (int m = 0; m < 2; ++m)
+    store_softmax_rows<HD>(out + (size_t)b * S * qld + h * HD, qld, lse + (size_t)bh * S,
+                           first + 64 * m + 16 * warp, S, o[m], mx[m], l[m], scale);
 }
 
 // dQ (attn_mma_dq's geometry with 4 warps and 2 m16 tiles each: 128 threads,
@@ -333,7 +279,7 @@ __device__ __forceinline__ void attn_wg_dq(const bf16 *q, const bf16 *k, const b
        *vs = ks + 2 * TILE;
   const int qt = gridDim.y - 1 - blockIdx.y; // long (late) tiles first, over all heads
   const int bh = blockIdx.x, b = bh / H, h = bh % H, kvh = h / (H / KV);
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
   const size_t qld = (size_t)H * HD, kld = (size_t)KV * HD;
   const float scale = 1.0f / sqrtf((float)HD), sl2 = scale * 1.4426950408889634f;
   const bf16 *kb = k + (size_t)b * S * kld + kvh * HD;
@@ -372,34 +318,15 @@ __device__ __forceinline__ void attn_wg_dq(const bf16 *q, const bf16 *k, const b
       const int r0 = first + 64 * m;
       if (kt * KR > r0 + 63)
         continue;
-      const int row0 = r0 + 16 * warp + g;
       unsigned ds[KR / 16][4];
       {
         float s[NT][4];
         wg::gemm_abt<HD, BR, KR, NT>(s, qs, 64 * m, k_s, 0); // S = Q K^T
-        const bool diag = kt * KR + KR - 1 > r0;
-#pragma unroll
-        for (int n = 0; n < NT; ++n)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int key = kt * KR + n * 8 + 2 * t + (e & 1), j = e >> 1;
-            s[n][e] = !diag || key <= row0 + 8 * j ? ex2(fmaf(s[n][e], sl2, -L[m][j])) : 0.0f;
-          }
-        pack_a<KR>(ds, s);
+        probs_rows(ds, s, L[m], sl2, kt * KR + KR - 1 > r0, kt * KR, r0 + 16 * warp + g);
       }
       float dp[NT][4];
       wg::gemm_abt<HD, BR, KR, NT>(dp, dos, 64 * m, v_s, 0); // dP = dO V^T
-#pragma unroll
-      for (int kk = 0; kk < KR / 16; ++kk)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          // A-fragment register e of k-step kk holds C tile 2kk + e/2, entries (e%2)*2, +1.
-          const int n = 2 * kk + (e >> 1), c = (e & 1) * 2;
-          const float dl = D[m][e & 1];
-          __nv_bfloat162 pv = *reinterpret_cast<const __nv_bfloat162 *>(&ds[kk][e]);
-          ds[kk][e] = pack_bf16(__low2float(pv) * (dp[n][c] - dl),
-                                __high2float(pv) * (dp[n][c + 1] - dl));
-        }
+      dscores_rows(ds, dp, D[m]);
       wg::gemm_pb<HD, KR>(acc[m], ds, k_s); // dQ += dS K
     }
   }
@@ -428,11 +355,10 @@ __device__ __forceinline__ void attn_wg_dkdv(const bf16 *q, const bf16 *k, const
   const int kt = blockIdx.y; // the key block: long (early) ones first, over all heads
   const int bg = blockIdx.x, b = bg / KV, kvh = bg % KV;
   const int grp = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
-  const int g = lane >> 2, t = lane & 3;
+  const int g = lane >> 2;
   const size_t kld = (size_t)KV * HD, qld = (size_t)H * HD;
   const float scale = 1.0f / sqrtf((float)HD), sl2 = scale * 1.4426950408889634f;
   const int first = kt * BR + 64 * grp; // the warpgroup's first key
-  const int key0 = first + 16 * warp + g, key1 = key0 + 8;
   const int qt0 = (kt * BR) / KR, nq = QT - qt0; // query tiles per head
   auto issue = [&](int i) {
     const int h = kvh * GRP + i / nq, qt = qt0 + i % nq, buf = i & 1;
@@ -473,28 +399,11 @@ __device__ __forceinline__ void attn_wg_dkdv(const bf16 *q, const bf16 *k, const
     // P^T (64 keys x KR queries), zero where masked.
     float st[NT][4];
     wg::gemm_abt<HD, BR, KR, NT>(st, ks, 64 * grp, q_s, 0);
-    const bool diag = qt * KR < first + 63;
-#pragma unroll
-    for (int n = 0; n < NT; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int qi = n * 8 + 2 * t + (e & 1), query = qt * KR + qi;
-        const bool live = (!diag || query >= (e < 2 ? key0 : key1)) && query < S;
-        st[n][e] = live ? ex2(fmaf(st[n][e], sl2, -l_s[qi])) : 0.0f;
-      }
     unsigned pp[KR / 16][4];
-    pack_a<KR>(pp, st);
+    probs_cols(pp, st, l_s, sl2, qt * KR < first + 63, first + 16 * warp + g, qt * KR, S);
     wg::gemm_pb<HD, KR>(dvacc, pp, do_s);                 // dV += P^T dO
     wg::gemm_abt<HD, BR, KR, NT>(st, vs, 64 * grp, do_s, 0); // dP^T = V dO^T
-#pragma unroll
-    for (int kk = 0; kk < KR / 16; ++kk)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int n = 2 * kk + (e >> 1), c = (e & 1) * 2, qi = n * 8 + 2 * t;
-        __nv_bfloat162 pv = *reinterpret_cast<const __nv_bfloat162 *>(&pp[kk][e]);
-        pp[kk][e] = pack_bf16(__low2float(pv) * (st[n][c] - d_s[qi]),
-                              __high2float(pv) * (st[n][c + 1] - d_s[qi + 1]));
-      }
+    dscores_cols(pp, pp, st, d_s);
     wg::gemm_pb<HD, KR>(dkacc, pp, q_s); // dK += dS^T Q
   }
   store_rows<HD>(dk + (size_t)b * S * kld + kvh * HD, kld, first + 16 * warp, S, dkacc, scale,
