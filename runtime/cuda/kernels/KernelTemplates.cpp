@@ -1041,9 +1041,14 @@ std::string attnTmpl(const AttentionParams &p) {
   return str(p.seqLen) + ", " + str(p.heads) + ", " + str(p.kvHeads) + ", " +
          str(p.headDim);
 }
+/// attention.cuh's AttnCfg<HD>::THREADS: 64 rows x attn_tpx(HD) threads.
 unsigned attnThreads(int64_t hd) {
-  int64_t dpt = std::min<int64_t>(hd, 32);
-  return static_cast<unsigned>(64 * (hd / dpt));
+  int64_t t = 1;
+  while (hd / t > 32)
+    t *= 2;
+  if (t > 1 && hd % (8 * t) != 0)
+    t /= 2;
+  return static_cast<unsigned>(64 * t);
 }
 std::string attnName(const char *kind, const AttentionParams &p) {
   return std::string("halo_attn") + kind + "_" + str(p.batch) + "x" + str(p.seqLen) +

@@ -5,8 +5,8 @@
 // h / (H / KV), scores scaled by 1/sqrt(HD) and causally masked; lse
 // [(b*H + h)*S + s]. BF16 storage, FP32 math on CUDA cores: a simple tiled
 // flash scheme (correctness first; no tensor cores yet).
-//   forward : block = 64 queries of one (b, h); TPX = HD / DPT threads per
-//             query own DPT = min(HD, 32) dimensions of q and o; 64-key K/V
+//   forward : block = 64 queries of one (b, h); TPX threads per query (a
+//             power of two) own DPT = HD / TPX dimensions of q and o; 64-key K/V
 //             tiles in shared memory; online softmax; writes out and lse.
 //   backward: _pre   delta[(b*H+h)*S+s] = dO . O
 //             _dkdv  block = 64 keys of one (b, kv head); loops over the
@@ -20,9 +20,15 @@
 
 namespace halo {
 
+/// Threads per row: the fewest, a power of two (group_sum's butterflies stay
+/// inside the group), that leave at most 32 dimensions each, in whole 8s.
+__host__ __device__ constexpr int attn_tpx(int hd, int t = 1) {
+  return hd / t > 32 ? attn_tpx(hd, 2 * t) : t > 1 && hd % (8 * t) != 0 ? t / 2 : t;
+}
+
 template <int HD> struct AttnCfg {
-  static constexpr int DPT = HD < 32 ? HD : 32;
-  static constexpr int TPX = HD / DPT;
+  static constexpr int TPX = attn_tpx(HD);
+  static constexpr int DPT = HD / TPX;
   static constexpr int TILE = 64;
   static constexpr int THREADS = TILE * TPX;
   static_assert(HD % 8 == 0 && HD % DPT == 0, "head dim must be a multiple of 8");

@@ -47,10 +47,14 @@ __device__ __forceinline__ unsigned smem_addr(const void *p) {
   return static_cast<unsigned>(__cvta_generic_to_shared(p));
 }
 
-/// Element offset of (r, c) in a swizzled [rows][HD] tile; c % 8 == 0.
+/// Element offset of (r, c) in a swizzled [rows][HD] tile; c % 8 == 0. The
+/// XOR stays inside aligned groups of SW chunks (the largest power of two up
+/// to 8 dividing HD / 8), so rows of 6, 10, 12 or 14 chunks (HD 48, 80, 96,
+/// 112) are not left.
 template <int HD>
 __device__ __forceinline__ int swz(int r, int c) {
-  constexpr int CHUNKS = HD / 8, SW = CHUNKS < 8 ? CHUNKS : 8;
+  constexpr int CHUNKS = HD / 8;
+  constexpr int SW = CHUNKS % 8 == 0 ? 8 : CHUNKS % 4 == 0 ? 4 : CHUNKS % 2 == 0 ? 2 : 1;
   return r * HD + (((c >> 3) ^ (r & (SW - 1))) << 3);
 }
 

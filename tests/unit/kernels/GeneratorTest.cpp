@@ -442,6 +442,14 @@ TEST(Generator, AttentionOnTensorCoresWhereTheHeadDimAllows) {
   EXPECT_EQ(f8->launches[0].block.x, 256u);
   EXPECT_EQ(f8->launches[0].grid.y, 2048u / 128);
   EXPECT_FALSE(attentionForwardKernel({4, 2048, 32, 8, 128, 6}).ok());
+  // CUDA-core kernels (and the backward's _pre): a power-of-two group of
+  // threads per row, so that its butterfly sums stay inside the row.
+  for (auto [hd, threads] : {std::pair<int64_t, unsigned>{16, 64}, {64, 128}, {96, 256},
+                             {160, 256}, {192, 512}, {256, 512}}) {
+    StatusOr<GeneratedKernel> pre = attentionBackwardKernel({1, 64, 4, 2, hd});
+    ASSERT_TRUE(pre.ok()) << hd;
+    EXPECT_EQ(pre->launches[0].block.x, threads) << hd;
+  }
   // hd = 8 (not a multiple of 16) and hd = 256 (too many registers): CUDA cores.
   for (int64_t hd : {8, 256}) {
     StatusOr<GeneratedKernel> c = attentionForwardKernel({1, 64, 4, 2, hd});

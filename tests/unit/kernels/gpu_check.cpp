@@ -1629,6 +1629,11 @@ GpuCheckResult runGpuChecks(const GpuCheckOptions &options, std::ostream &log) {
     // S not a multiple of the tiles: padded rows and keys.
     guard("attention", [&] { c.attention(2, 200, 4, 2, 64, false); });
     guard("attention", [&] { c.attention(2, 200, 4, 2, 64, false, 8); });
+    // Head dim 96: on sm_90 the mma.sync forward and dQ with attn_mma_dkdv2
+    // (the wgmma kernels take 64 and 128 only).
+    guard("attention", [&] { c.attention(2, 200, 4, 2, 96, false); });
+    // Head dim 160: every kernel on CUDA cores, 4 threads of 40 dimensions per row.
+    guard("attention", [&] { c.attention(2, 200, 4, 2, 160, false); });
     guard("attention 8b", [&] { c.attention(4, 2048, 32, 8, 128, T); });
     guard("attention 8b", [&] { c.attention(4, 2048, 32, 8, 128, T, 8); });
   }
