@@ -28,6 +28,7 @@ struct TrainOptions {
   int64_t warmupSteps, totalSteps;
   LrSchedule schedule;
   bool bf16Moments = false;
+  bool bf16Master = false;
 };
 
 FailureOr<TrainOptions> readTrainOptions(ModuleOp module) {
@@ -62,12 +63,14 @@ FailureOr<TrainOptions> readTrainOptions(ModuleOp module) {
     return module.emitError("halo-autodiff: halo.train.schedule must be constant, linear or "
                             "cosine");
   t.schedule = *parsed;
-  // Optional: programs compiled before the option existed keep F32 moments.
-  if (auto moments = dict.getAs<StringAttr>("moment_dtype")) {
-    if (moments.getValue() != "f32" && moments.getValue() != "bf16")
-      return module.emitError("halo-autodiff: halo.train.moment_dtype must be f32 or bf16");
-    t.bf16Moments = moments.getValue() == "bf16";
-  }
+  // Optional: modules written before the options existed keep FP32 states.
+  for (auto [key, flag] : {std::pair{"moment_dtype", &t.bf16Moments},
+                           std::pair{"master_dtype", &t.bf16Master}})
+    if (auto type = dict.getAs<StringAttr>(key)) {
+      if (type.getValue() != "f32" && type.getValue() != "bf16")
+        return module.emitError("halo-autodiff: halo.train.") << key << " must be f32 or bf16";
+      *flag = type.getValue() == "bf16";
+    }
   return t;
 }
 
@@ -249,7 +252,8 @@ LogicalResult TrainStepBuilder::build() {
   // two AdamW moments and the BF16 compute copy of every trainable parameter.
   // The copy is state so that the optimizer writes it once per step (fused
   // into AdamW) instead of a cast at the start of the next step re-reading
-  // every FP32 master.
+  // every FP32 master. BF16 masters (train.master_dtype) are read directly
+  // and need no copy.
   SmallVector<Type> argTypes;
   SmallVector<DictionaryAttr> argAttrs;
   SmallVector<BlockArgument> inputs;
@@ -283,9 +287,11 @@ LogicalResult TrainStepBuilder::build() {
       list.push_back(b.getNamedAttr("halo.frozen", b.getUnitAttr()));
     return attrs(list);
   };
+  const bool copies = !opts.bf16Master;
   for (Param &p : params) {
     // Frozen parameters are never updated, so they stay in their compute type.
-    argTypes.push_back(p.frozen ? p.forwardArg.getType() : withElement(p.forwardArg.getType(), f32));
+    argTypes.push_back(p.frozen || !copies ? p.forwardArg.getType()
+                                           : withElement(p.forwardArg.getType(), f32));
     argAttrs.push_back(stateAttrs(p, "param"));
   }
   Type momentType = opts.bf16Moments ? Type(b.getBF16Type()) : f32;
@@ -297,7 +303,7 @@ LogicalResult TrainStepBuilder::build() {
       }
   Type bf16 = b.getBF16Type();
   for (Param &p : params)
-    if (!p.frozen) {
+    if (!p.frozen && copies) {
       argTypes.push_back(withElement(p.forwardArg.getType(), bf16));
       argAttrs.push_back(stateAttrs(p, "compute"));
     }
@@ -323,7 +329,7 @@ LogicalResult TrainStepBuilder::build() {
     if (!p.frozen)
       p.expAvgSq = body->getArgument(next++);
   for (Param &p : params) {
-    p.compute = p.frozen ? p.master : body->getArgument(next++);
+    p.compute = p.frozen || !copies ? p.master : body->getArgument(next++);
     if (!p.frozen)
       dependsOnParams.insert(p.compute);
     map.map(p.forwardArg, p.compute);
@@ -393,11 +399,13 @@ LogicalResult TrainStepBuilder::build() {
     newParams.push_back(adam.getNewParam());
     newM.push_back(adam.getNewM());
     newV.push_back(adam.getNewV());
-    newCompute.push_back(castTo(loc, adam.getNewParam(), bf16));
+    if (copies) {
+      newCompute.push_back(castTo(loc, adam.getNewParam(), bf16));
+      computeAttrs.push_back(stateAttrs(p, "compute"));
+    }
     paramResultAttrs.push_back(stateAttrs(p, "param"));
     mAttrs.push_back(stateAttrs(p, "exp_avg"));
     vAttrs.push_back(stateAttrs(p, "exp_avg_sq"));
-    computeAttrs.push_back(stateAttrs(p, "compute"));
   }
 
   SmallVector<Value> results = {loss, norm, lr};

@@ -52,7 +52,8 @@
 // The configuration name is the file name up to its first '.'
 // ("blocks3-s2048.halo2-fp8.halo" -> "blocks3-s2048"); the mode comes from
 // the program's "halo" section ("bf16", "halo2-fp8", ...), with "-f32m"
-// appended when its AdamW moments are FP32 ("train.moment_dtype").
+// appended when its AdamW moments are FP32 ("train.moment_dtype") and
+// "-bf16w" when its weights are BF16 without masters ("train.master_dtype").
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/cpu/Program.h"
@@ -211,6 +212,9 @@ StatusOr<Model> describe(const cpu::Program &program) {
     // The benchmark's rows keep BF16 moments (as PyTorch's); FP32 ones are marked.
     if (t.value("moment_dtype", "f32") == "f32")
       model.mode += "-f32m";
+    // BF16 weights without FP32 masters (train.master_dtype), as PyTorch's.
+    if (t.value("master_dtype", "f32") == "bf16")
+      model.mode += "-bf16w";
     std::string stem = std::filesystem::path(program.path).filename().string();
     model.config = stem.substr(0, stem.find('.'));
     return model;

@@ -133,6 +133,7 @@ LogicalResult emitOptimizer(exec::KernelOp kernel, Block &body,
                                      [](Operation *u) { return isa<CastOp>(u); });
       p.grad = elemOf(adam.getGrad());
       p.moments = elemOf(adam.getM());
+      p.param = elemOf(adam.getParam());
       // A right hadamard in this kernel (halo-fuse's weight-gradient
       // un-rotation) runs inside the step, row by row.
       if (auto h = adam.getGrad().getDefiningOp<HadamardOp>(); h && h->getBlock() == &body) {

@@ -1,7 +1,7 @@
 //===- haloc.cpp - The halo compiler driver -------------------------------===//
 //
 // haloc <model.json> [--emit=<stage>] [-o <file>] [--level N] [--precision P]
-//       [--moment-dtype f32|bf16]
+//       [--moment-dtype f32|bf16] [--master-dtype f32|bf16]
 //
 // Reads a model description, builds the halo forward graph and runs the pass
 // pipeline up to the requested stage. Like Toy's toyc it registers the MLIR
@@ -29,6 +29,7 @@
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/WithColor.h"
 
+#include <tuple>
 
 using namespace halo;
 namespace cl = llvm::cl;
@@ -70,6 +71,11 @@ static cl::opt<std::string> precisionOverride(
 static cl::opt<std::string> momentDtypeOverride(
     "moment-dtype",
     cl::desc("f32|bf16: storage of AdamW's moments (overrides train.moment_dtype)"),
+    cl::init(""), cl::cat(haloCategory));
+static cl::opt<std::string> masterDtypeOverride(
+    "master-dtype",
+    cl::desc("f32|bf16: the trained weights as FP32 masters with BF16 compute copies, or in "
+             "BF16 updated with stochastic rounding (overrides train.master_dtype)"),
     cl::init(""), cl::cat(haloCategory));
 
 static cl::opt<std::string> fp8FastAccum(
@@ -169,12 +175,15 @@ int main(int argc, char **argv) {
   }
   if (Status s = frontend::applyOverrides(*config, level, precision); !s.ok())
     return fail(s.message());
-  if (momentDtypeOverride == "f32" || momentDtypeOverride == "bf16")
-    config->train.momentDtype = momentDtypeOverride == "bf16" ? frontend::MomentType::BF16
-                                                              : frontend::MomentType::F32;
-  else if (!momentDtypeOverride.empty())
-    return fail("--moment-dtype: unknown type '" + momentDtypeOverride +
-                "' (expected f32 or bf16)");
+  for (auto [option, name, field] :
+       {std::tuple{&momentDtypeOverride, "--moment-dtype", &config->train.momentDtype},
+        std::tuple{&masterDtypeOverride, "--master-dtype", &config->train.masterDtype}}) {
+    const std::string &value = *option;
+    if (value == "f32" || value == "bf16")
+      *field = value == "bf16" ? frontend::StateType::BF16 : frontend::StateType::F32;
+    else if (!value.empty())
+      return fail(std::string(name) + ": unknown type '" + value + "' (expected f32 or bf16)");
+  }
 
   mlir::MLIRContext context;
   mlir::OwningOpRef<mlir::ModuleOp> module = frontend::buildForwardModule(context, *config);

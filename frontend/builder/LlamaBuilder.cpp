@@ -124,6 +124,7 @@ DictionaryAttr LlamaBuilder::trainAttr() {
       b.getNamedAttr("weight_decay", b.getF64FloatAttr(t.weightDecay)),
       b.getNamedAttr("grad_clip", b.getF64FloatAttr(t.gradClip)),
       b.getNamedAttr("moment_dtype", b.getStringAttr(toString(t.momentDtype))),
+      b.getNamedAttr("master_dtype", b.getStringAttr(toString(t.masterDtype))),
   });
 }
 

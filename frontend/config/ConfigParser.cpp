@@ -61,7 +61,7 @@ const KeyList kHfIgnoredKeys = {"_name_or_path",
                                 "return_dict"};
 const KeyList kTrainKeys = {"batch_size",   "seq_len",   "steps", "lr",
                             "warmup_steps", "schedule",  "betas", "eps",
-                            "weight_decay", "grad_clip", "moment_dtype",
+                            "weight_decay", "grad_clip", "moment_dtype", "master_dtype",
                             "seed"};
 const KeyList kHaloKeys = {"level", "precision", "matmuls"};
 const KeyList kMatmulKeys = {"fwd", "bwd_input", "bwd_weight"};
@@ -591,9 +591,12 @@ Status Parser::readTrain(const Json &obj, const ModelShape &m,
       readNonNegative(obj, prefix, "weight_decay", t.weightDecay));
   HALO_RETURN_IF_ERROR(readNonNegative(obj, prefix, "grad_clip", t.gradClip,
                                        " (0 disables clipping)"));
-  HALO_RETURN_IF_ERROR(readChoice<MomentType>(
+  HALO_RETURN_IF_ERROR(readChoice<StateType>(
       obj, prefix, "moment_dtype", "moment dtype",
-      {{"f32", MomentType::F32}, {"bf16", MomentType::BF16}}, t.momentDtype));
+      {{"f32", StateType::F32}, {"bf16", StateType::BF16}}, t.momentDtype));
+  HALO_RETURN_IF_ERROR(readChoice<StateType>(
+      obj, prefix, "master_dtype", "master weight dtype",
+      {{"f32", StateType::F32}, {"bf16", StateType::BF16}}, t.masterDtype));
   int64_t seed = 0;
   HALO_RETURN_IF_ERROR(readInt(obj, prefix, "seed", seed, 0, 0,
                                std::numeric_limits<int64_t>::max()));

@@ -239,6 +239,7 @@ std::string toJson(const ModelConfig &config) {
   train["weight_decay"] = t.weightDecay;
   train["grad_clip"] = t.gradClip;
   train["moment_dtype"] = toString(t.momentDtype);
+  train["master_dtype"] = toString(t.masterDtype);
   train["seed"] = t.seed;
 
   Json halo;
@@ -342,8 +343,8 @@ std::string_view toString(LrSchedule schedule) {
   return "?";
 }
 
-std::string_view toString(MomentType type) {
-  return type == MomentType::BF16 ? "bf16" : "f32";
+std::string_view toString(StateType type) {
+  return type == StateType::BF16 ? "bf16" : "f32";
 }
 
 std::optional<Precision> parsePrecision(std::string_view name) {

@@ -39,9 +39,10 @@ enum class QuantGranularity { None, Tensor, Row };
 
 enum class LrSchedule { Constant, Linear, Cosine };
 
-/// Storage of AdamW's moments. BF16 halves their traffic; updates are rounded
-/// stochastically so small ones are not lost (see docs/model-format.md).
-enum class MomentType { F32, BF16 };
+/// Storage of an optimizer state (AdamW's moments, the trained weights). BF16
+/// halves its traffic; updates are rounded stochastically so small ones are
+/// not lost (see docs/model-format.md).
+enum class StateType { F32, BF16 };
 
 inline constexpr int kMaxLevel = 2;
 inline constexpr int kDefaultLevel = 2;
@@ -87,7 +88,10 @@ struct TrainConfig {
   double weightDecay = 0.0;
   /// Global gradient-norm clipping threshold; 0 disables clipping.
   double gradClip = 1.0;
-  MomentType momentDtype = MomentType::F32;
+  StateType momentDtype = StateType::F32;
+  /// F32: FP32 master weights and BF16 compute copies; BF16: the weights
+  /// themselves in BF16 (as PyTorch's BF16 modules keep them).
+  StateType masterDtype = StateType::F32;
   uint64_t seed = 0;
 
   /// T, the token dimension of every linear layer's matmuls.
@@ -223,7 +227,7 @@ std::string_view toString(Precision precision);
 std::string_view toString(HadamardSide side);
 std::string_view toString(QuantGranularity quant);
 std::string_view toString(LrSchedule schedule);
-std::string_view toString(MomentType type);
+std::string_view toString(StateType type);
 std::optional<Precision> parsePrecision(std::string_view name);
 
 } // namespace halo::frontend

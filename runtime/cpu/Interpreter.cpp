@@ -327,9 +327,11 @@ Status Interpreter<F>::execute(size_t index,
       scale(scaled.data(), n, gradScale);
       grad = scaled.data();
     }
-    bool bf16Moments = !options_.exact && fn.values[op.results[1]].type == ElementType::BF16;
+    auto bf16 = [&](int64_t value) {
+      return !options_.exact && fn.values[value].type == ElementType::BF16;
+    };
     adamw(out(0), grad, out(1), out(2), n, double(in(4)[0]), a.beta1, a.beta2,
-          a.eps, a.weightDecay, int64_t(ids(5)[0]), bf16Moments);
+          a.eps, a.weightDecay, int64_t(ids(5)[0]), bf16(op.results[1]), bf16(op.results[0]));
     break;
   }
   case OpKind::Hadamard: {

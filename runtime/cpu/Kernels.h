@@ -217,13 +217,15 @@ void crossEntropyBackward(const F *logits,        // [T, V]
 ///   param -= lr * (m / (1 - beta1^step)) / (sqrt(v / (1 - beta2^step)) + eps)
 /// bf16Moments: m and v are stored rounded stochastically to BF16
 /// (numerics::momentRoundingBits); the update uses the unrounded values.
+/// bf16Param: so is the updated param (numerics::paramRoundingBits).
 template <typename F>
 void adamw(F *param,      // [n]
            const F *grad, // [n]
            F *m,          // [n]
            F *v,          // [n]
            int64_t n, double lr, double beta1, double beta2, double eps,
-           double weightDecay, int64_t step, bool bf16Moments = false);
+           double weightDecay, int64_t step, bool bf16Moments = false,
+           bool bf16Param = false);
 
 /// The gradient scale of global-norm clipping and the overflow guard:
 /// min(1, maxNorm / (norm + 1e-6)), 1 when maxNorm is 0 (no clipping), NaN

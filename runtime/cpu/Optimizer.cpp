@@ -17,7 +17,7 @@ namespace halo::cpu {
 template <typename F>
 void adamw(F *param, const F *grad, F *m, F *v, int64_t n, double lr,
            double beta1, double beta2, double eps, double weightDecay,
-           int64_t step, bool bf16Moments) {
+           int64_t step, bool bf16Moments, bool bf16Param) {
   F decay = F(1 - lr * weightDecay);
   // 1 - beta in double: float(1) - float(0.999) is off by 1.3e-5 relative.
   F b1 = F(beta1), b2 = F(beta2), a1 = F(1 - beta1), a2 = F(1 - beta2);
@@ -29,7 +29,10 @@ void adamw(F *param, const F *grad, F *m, F *v, int64_t n, double lr,
     F mi = b1 * m[i] + a1 * g;
     F vi = b2 * v[i] + a2 * g * g;
     F mhat = mi * c1, vhat = vi * c2;
-    param[i] = param[i] * decay - lrF * mhat / (std::sqrt(vhat) + epsF);
+    F p = param[i] * decay - lrF * mhat / (std::sqrt(vhat) + epsF);
+    param[i] = bf16Param ? F(numerics::stochasticRoundToBF16(
+                               float(p), numerics::paramRoundingBits(step, i)))
+                         : p;
     if (bf16Moments) {
       uint32_t bits = numerics::momentRoundingBits(step, i);
       mi = F(numerics::stochasticRoundToBF16(float(mi), bits));
@@ -56,9 +59,9 @@ double learningRate(int64_t step, double peak, int64_t warmup, int64_t total,
 }
 
 template void adamw<float>(float *, const float *, float *, float *, int64_t,
-                           double, double, double, double, double, int64_t, bool);
+                           double, double, double, double, double, int64_t, bool, bool);
 template void adamw<double>(double *, const double *, double *, double *,
                             int64_t, double, double, double, double, double,
-                            int64_t, bool);
+                            int64_t, bool, bool);
 
 } // namespace halo::cpu

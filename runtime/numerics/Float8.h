@@ -77,6 +77,11 @@ inline uint32_t momentRoundingBits(int64_t step, int64_t element) {
   uint32_t e = static_cast<uint32_t>(element) ^ (static_cast<uint32_t>(element >> 32) * 0x9E3779B9u);
   return hashBits32(e ^ hashBits32(static_cast<uint32_t>(step)));
 }
+/// The random bits of AdamW's BF16 weights (train.master_dtype; low 16 bits):
+/// the moments' hash hashed once more, so the three roundings are independent.
+inline uint32_t paramRoundingBits(int64_t step, int64_t element) {
+  return hashBits32(momentRoundingBits(step, element) ^ 0x5851F42Du);
+}
 
 /// Float -> INT8, round half to even, clamped to [-127, 127]; NaN gives 0.
 int8_t floatToInt8(float x);

@@ -4,6 +4,7 @@
 #include "runtime/io/Checkpoint.h"
 #include "runtime/io/Safetensors.h"
 #include "runtime/io/TokenDataset.h"
+#include "runtime/numerics/Float8.h"
 #include "runtime/train/Backend.h"
 
 #include <fmt/format.h>
@@ -130,6 +131,11 @@ Status Trainer::initParams() {
     } else if (b.init == "normal") {
       fillNormal(t.data, seed_, b.param, cfg_.model.initializerRange);
     }
+    // BF16 weights (frozen ones, train.master_dtype bf16) hold what the
+    // device holds, so a checkpoint saved before the first step matches it.
+    if (fn_.values[b.value].type == cpu::ElementType::BF16)
+      for (float &x : t.data)
+        x = numerics::roundToBF16(x);
   }
   if (weights)
     fmt::print("loaded {} parameters from {} ({} tensors)\n", loaded, o_.init,

@@ -11,7 +11,10 @@
 # and each mode: bf16, halo0-fp8, halo1-fp8, halo2-fp8, halo2-int8, all with
 # BF16 AdamW moments (--moment-dtype bf16; the PyTorch baseline keeps its
 # moments in BF16 too, and no FP32 master at all), plus blocks3-s2048 at
-# bf16-f32m and halo2-fp8-f32m with FP32 moments for comparison.
+# bf16-f32m and halo2-fp8-f32m with FP32 moments for comparison, and with
+# BF16 weights instead of FP32 masters and BF16 copies (--master-dtype bf16,
+# as PyTorch's BF16 modules; mode suffix -bf16w): every mode at
+# blocks3-s2048, bf16 and halo2-fp8 at llama-125m.
 # HALOC overrides the compiler (default: $HALO_BUILD_DIR/bin/haloc, else
 # build/bin/haloc).
 set -euo pipefail
@@ -41,4 +44,16 @@ for mode in "bf16-f32m=--precision bf16" "halo2-fp8-f32m=--level 2 --precision f
   # shellcheck disable=SC2086
   "$haloc" examples/bench/llama3-8b-3blocks-s2048.json ${mode#*=} --moment-dtype f32 -o "$out" >/dev/null
   echo "$out"
+done
+for m in "${models[@]}"; do
+  for mode in "${modes[@]}"; do
+    case "${m%%=*}.${mode%%=*}" in
+      blocks3-s2048.* | llama-125m.bf16 | llama-125m.halo2-fp8) ;;
+      *) continue ;;
+    esac
+    out="$dir/${m%%=*}.${mode%%=*}-bf16w.halo"
+    # shellcheck disable=SC2086
+    "$haloc" "${m#*=}" ${mode#*=} --moment-dtype bf16 --master-dtype bf16 -o "$out" >/dev/null
+    echo "$out"
+  done
 done

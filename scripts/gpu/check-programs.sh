@@ -6,7 +6,8 @@
 #
 # examples/tiny.json at BF16 and at HALO-0/1/2 x FP8/INT8, each with
 # --return-grads so that halo-check-gpu also compares every gradient; BF16 and
-# HALO-2 FP8 once more with BF16 AdamW moments. Copies of tiny with head dims 64
+# HALO-2 FP8 once more with BF16 AdamW moments, and with BF16 moments and BF16
+# weights (--master-dtype bf16). Copies of tiny with head dims 64
 # (seq 256) and 128 (seq 200) run the attention kernels of the larger models
 # (on sm_90, attention_wgmma.cuh): BF16 and HALO-2 FP8, and BF16.
 # HALOC names the compiler (default: build/bin/haloc).
@@ -29,6 +30,8 @@ compile() { # name, haloc options...
 compile bf16 --precision bf16
 compile bf16-bf16m --precision bf16 --moment-dtype bf16
 compile fp8-halo2-bf16m --level 2 --precision fp8 --moment-dtype bf16
+compile bf16-bf16w --precision bf16 --moment-dtype bf16 --master-dtype bf16
+compile fp8-halo2-bf16w --level 2 --precision fp8 --moment-dtype bf16 --master-dtype bf16
 for precision in fp8 int8; do
   for level in 0 1 2; do
     compile "$precision-halo$level" --level "$level" --precision "$precision"

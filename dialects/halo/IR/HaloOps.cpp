@@ -272,15 +272,15 @@ LogicalResult AdamWOp::verify() {
         {"new_param", getNewParam()}, {"new_m", getNewM()}, {"new_v", getNewV()}})
     if (failed(expectShape(*this, value, name, p)))
       return failure();
-  if (!elementOf(getParam()).isF32())
-    return emitOpError() << "master weights must be f32, got " << getParam().getType();
+  Type param = elementOf(getParam());
+  if (!(param.isF32() || param.isBF16()) || elementOf(getNewParam()) != param)
+    return emitOpError() << "param and new_param must share one type, f32 or bf16; got "
+                         << getParam().getType() << " and " << getNewParam().getType();
   // BF16 moments are rounded stochastically (see the op description).
   Type moment = elementOf(getM());
   if (!(moment.isF32() || moment.isBF16()) || elementOf(getV()) != moment ||
-      elementOf(getNewM()) != moment || elementOf(getNewV()) != moment ||
-      elementOf(getNewParam()) != elementOf(getParam()))
-    return emitOpError() << "moments m, v and their results must share one type, f32 or bf16; "
-                         << "new_param is f32";
+      elementOf(getNewM()) != moment || elementOf(getNewV()) != moment)
+    return emitOpError() << "moments m, v and their results must share one type, f32 or bf16";
   double b1 = getBeta1().convertToDouble(), b2 = getBeta2().convertToDouble();
   if (!(b1 >= 0 && b1 < 1 && b2 >= 0 && b2 < 1))
     return emitOpError() << "betas must lie in [0, 1), got (" << b1 << ", " << b2 << ")";

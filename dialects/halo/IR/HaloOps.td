@@ -203,14 +203,16 @@ def Halo_LrScheduleOp : Halo_PureOp<"lr_schedule"> {
 }
 
 def Halo_AdamWOp : Halo_PureOp<"adamw"> {
-  let summary = "AdamW with decoupled weight decay and bias correction on FP32 master weights";
+  let summary = "AdamW with decoupled weight decay and bias correction";
   let description = [{
     g = grad * grad_scale; m' = b1 m + (1-b1) g; v' = b2 v + (1-b2) g^2;
     p' = p (1 - lr wd) - lr (m'/(1-b1^step)) / (sqrt(v'/(1-b2^step)) + eps).
     The arithmetic is FP32. BF16 moments (train.moment_dtype) store m' and v'
     rounded stochastically: with round-to-nearest, v' = 0.999 v + 0.001 g^2
-    would never decrease (the change is below half a BF16 ulp). The random
-    bits are a hash of (step, element), so steps are reproducible.
+    would never decrease (the change is below half a BF16 ulp). BF16 weights
+    (train.master_dtype) store p' the same way, so that updates below half an
+    ulp still move the weight in expectation. The random bits are a hash of
+    (step, element), so steps are reproducible.
   }];
   let arguments = (ins Halo_FloatTensor:$param, Halo_FloatTensor:$grad, Halo_FloatTensor:$m,
                        Halo_FloatTensor:$v, Halo_F32Scalar:$lr, Halo_I32Scalar:$step,

@@ -976,11 +976,15 @@ StatusOr<GeneratedKernel> adamwKernel(const AdamWParams &p) {
     return invalid(what, "rotated rows of " + str(p.rowLength) + " elements do not tile " +
                              str(p.elements));
   GeneratedKernel k;
+  if (p.param == ElemType::BF16 && p.writeBf16Copy)
+    return invalid(what, "BF16 parameters have no separate BF16 copy to write");
   k.program = "halo_adamw_" + str(p.elements) + (p.writeBf16Copy ? "_copy" : "") +
               (p.grad == ElemType::BF16 ? "_bf16g" : "") +
-              (p.moments == ElemType::BF16 ? "_bf16m" : "");
+              (p.moments == ElemType::BF16 ? "_bf16m" : "") +
+              (p.param == ElemType::BF16 ? "_bf16p" : "");
   std::string moment = elemCType(p.moments);
-  std::string params = std::string("float* __restrict__ param, const ") + elemCType(p.grad) +
+  std::string params = std::string(elemCType(p.param)) + "* __restrict__ param, const " +
+                       elemCType(p.grad) +
                        "* __restrict__ grad, " + moment + "* __restrict__ m, " + moment +
                        "* __restrict__ v, const float* lr, const int* step, "
                        "const float* gradScale, " +
@@ -999,7 +1003,8 @@ StatusOr<GeneratedKernel> adamwKernel(const AdamWParams &p) {
       params += std::string(", ") + elemCType(p.grad) + "* __restrict__ gradOut";
     std::string w = signTable(static_cast<int>(g.K), !p.transposed);
     w += entry(k.program, "_step", g.threads, params,
-               "  halo::adamw_rows<" + rowType(g, true) + ", halo::" + elemName(p.grad) +
+               "  halo::adamw_rows<" + rowType(g, true) + ", halo::" + elemName(p.param) +
+                   ", halo::" + elemName(p.grad) +
                    ", halo::" + elemName(p.moments) + ", " + copy + ">(param, grad, " +
                    floatLiteral(inverseSqrt(p.rowLength)) +
                    ", m, v, lr, step, gradScale, " + tail +
@@ -1011,7 +1016,8 @@ StatusOr<GeneratedKernel> adamwKernel(const AdamWParams &p) {
     return k;
   }
   std::string w = entry(k.program, "_step", 256, params,
-                        std::string("  halo::adamw<halo::") + elemName(p.grad) + ", halo::" +
+                        std::string("  halo::adamw<halo::") + elemName(p.param) + ", halo::" +
+                            elemName(p.grad) + ", halo::" +
                             elemName(p.moments) + ", " + str(p.elements) + "ull, 256, " +
                             copy + ">(param, grad, m, v, lr, step, gradScale, " + tail +
                             ");\n");

@@ -284,7 +284,8 @@ StatusOr<GeneratedKernel> lrScheduleKernel(const LrScheduleParams &);
 
 /// <p>_step(param, grad, m, v, const float* lr, const int* step,
 ///          const float* gradScale, bf16* copy): one AdamW step on FP32
-/// master weights (gradScale may be null; a non-finite *gradScale skips the
+/// master weights, or on BF16 weights rounded stochastically (`param`; no
+/// copy then) (gradScale may be null; a non-finite *gradScale skips the
 /// update: the overflow guard; copy is written when writeBf16Copy, else
 /// ignored).
 /// rotateRows: `grad` is G_rot, the gradient before a right Hadamard over rows
@@ -302,6 +303,8 @@ struct AdamWParams {
   ElemType grad = ElemType::F32;
   /// BF16 moments are stored rounded stochastically (elementwise.cuh).
   ElemType moments = ElemType::F32;
+  /// BF16 parameters too (train.master_dtype).
+  ElemType param = ElemType::F32;
   bool rotateRows = false;
   int64_t rowLength = 0;
   bool transposed = false;

@@ -366,11 +366,12 @@ __device__ __forceinline__ void lr_schedule(const int *step, double peak,
 // lr, step and grad_scale are device scalars (grad_scale may be null = 1;
 // a non-finite grad_scale, the overflow guard's verdict, skips the update);
 // BF16COPY also writes the BF16 compute copy of the updated parameter. The
-// gradient is F32 or BF16 (G: kF32 / kBF16), so are the moments (M). BF16
-// moments are stored rounded stochastically with the bits of
-// numerics::momentRoundingBits (one hash of step and element: its low 16
-// bits round exp_avg, its high 16 exp_avg_sq), so the CPU oracle rounds the
-// same way.
+// gradient is F32 or BF16 (G: kF32 / kBF16), so are the moments (M) and the
+// parameter (P). BF16 moments are stored rounded stochastically with the
+// bits of numerics::momentRoundingBits (one hash of step and element: its low
+// 16 bits round exp_avg, its high 16 exp_avg_sq), a BF16 parameter with
+// those of numerics::paramRoundingBits, so the CPU oracle rounds the same
+// way.
 
 __device__ __forceinline__ unsigned hash_bits32(unsigned x) {
   x ^= x >> 16;
@@ -384,6 +385,11 @@ __device__ __forceinline__ unsigned hash_bits32(unsigned x) {
 // The element's 32 random bits; salt = hash_bits32(step).
 __device__ __forceinline__ unsigned moment_bits(size_t element, unsigned salt) {
   return hash_bits32(((unsigned)element ^ ((unsigned)(element >> 32) * 0x9E3779B9u)) ^ salt);
+}
+
+// numerics::paramRoundingBits: the moments' bits hashed once more.
+__device__ __forceinline__ unsigned param_bits(size_t element, unsigned salt) {
+  return hash_bits32(moment_bits(element, salt) ^ 0x5851F42Du);
 }
 
 // BF16 bits of x rounded stochastically with 16 random bits
@@ -475,12 +481,23 @@ __device__ __forceinline__ bool adamw_begin(const float *lr_p, const int *step_p
   return isfinite(st.gs);
 }
 
+/// Stores the updated parameter element i (BF16: rounded stochastically).
+template <int P>
+__device__ __forceinline__ void store_param(typename Elem<P>::type *param, size_t i, float x,
+                                            unsigned salt) {
+  if (P == kF32)
+    reinterpret_cast<float *>(param)[i] = x;
+  else
+    reinterpret_cast<unsigned short *>(param)[i] =
+        (unsigned short)sr_bf16_bits(x, param_bits(i, salt));
+}
+
 /// Elements 4 i4 .. 4 i4 + 3 with gradient gr (before grad_scale).
-template <int M, bool BF16COPY>
-__device__ __forceinline__ void adamw4(float *param, float4 gr, typename Elem<M>::type *m,
-                                       typename Elem<M>::type *v, size_t i4,
-                                       const AdamWStep &st, bf16 *copy) {
-  float4 p = reinterpret_cast<float4 *>(param)[i4];
+template <int P, int M, bool BF16COPY>
+__device__ __forceinline__ void adamw4(typename Elem<P>::type *param, float4 gr,
+                                       typename Elem<M>::type *m, typename Elem<M>::type *v,
+                                       size_t i4, const AdamWStep &st, bf16 *copy) {
+  float4 p = load4<P>(param, i4);
   float4 mm = load4<M>(m, i4);
   float4 vv = load4<M>(v, i4);
   float *pp = &p.x, *gg = &gr.x, *mp = &mm.x, *vp = &vv.x;
@@ -492,7 +509,15 @@ __device__ __forceinline__ void adamw4(float *param, float4 gr, typename Elem<M>
     const float mhat = mp[j] * st.c1, vhat = vp[j] * st.c2;
     pp[j] = pp[j] * st.decay - st.lrf * mhat / (sqrtf(vhat) + st.eps);
   }
-  reinterpret_cast<float4 *>(param)[i4] = p;
+  if (P == kF32) {
+    reinterpret_cast<float4 *>(param)[i4] = p;
+  } else {
+    unsigned pb[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+      pb[j] = sr_bf16_bits(pp[j], param_bits(i4 * 4 + j, st.salt));
+    reinterpret_cast<uint2 *>(param)[i4] = make_uint2(pb[0] | (pb[1] << 16), pb[2] | (pb[3] << 16));
+  }
   store_moments4<M>(m, v, i4, mm, vv, st.salt);
   if (BF16COPY) {
     __nv_bfloat162 lo = __floats2bfloat162_rn(p.x, p.y);
@@ -503,8 +528,9 @@ __device__ __forceinline__ void adamw4(float *param, float4 gr, typename Elem<M>
   }
 }
 
-template <int G, int M, size_t N, int THREADS, bool BF16COPY>
-__device__ __forceinline__ void adamw(float *param, const typename Elem<G>::type *grad,
+template <int P, int G, int M, size_t N, int THREADS, bool BF16COPY>
+__device__ __forceinline__ void adamw(typename Elem<P>::type *param,
+                                      const typename Elem<G>::type *grad,
                                       typename Elem<M>::type *m, typename Elem<M>::type *v,
                                       const float *lr_p, const int *step_p,
                                       const float *grad_scale, double beta1,
@@ -515,7 +541,7 @@ __device__ __forceinline__ void adamw(float *param, const typename Elem<G>::type
     return;
   for (size_t i4 = (size_t)blockIdx.x * THREADS + threadIdx.x; i4 < N / 4;
        i4 += (size_t)gridDim.x * THREADS)
-    adamw4<M, BF16COPY>(param, load4<G>(grad, i4), m, v, i4, st, copy);
+    adamw4<P, M, BF16COPY>(param, load4<G>(grad, i4), m, v, i4, st, copy);
   // Tail (N % 4 elements), handled by block 0.
   if (N % 4 && blockIdx.x == 0 && threadIdx.x < N % 4) {
     const size_t i = (N / 4) * 4 + threadIdx.x;
@@ -523,10 +549,11 @@ __device__ __forceinline__ void adamw(float *param, const typename Elem<G>::type
     const float mi = st.b1 * Elem<M>::load(m + i) + st.a1 * g;
     const float vi = st.b2 * Elem<M>::load(v + i) + st.a2 * g * g;
     const float mhat = mi * st.c1, vhat = vi * st.c2;
-    param[i] = param[i] * st.decay - st.lrf * mhat / (sqrtf(vhat) + st.eps);
+    const float p = Elem<P>::load(param + i) * st.decay - st.lrf * mhat / (sqrtf(vhat) + st.eps);
+    store_param<P>(param, i, p, st.salt);
     store_moments<M>(m, v, i, mi, vi, st.salt);
     if (BF16COPY)
-      copy[i] = __float2bfloat16_rn(param[i]);
+      copy[i] = __float2bfloat16_rn(p);
   }
 }
 
@@ -538,8 +565,9 @@ __device__ __forceinline__ void adamw(float *param, const typename Elem<G>::type
 /// memory, then updated as adamw does with element index r * N + i (the
 /// BF16 moments' rounding bits). grad_out (may be null): G itself, when the
 /// un-rotated gradient is read elsewhere too.
-template <class RH, int G, int M, bool BF16COPY>
-__device__ __forceinline__ void adamw_rows(float *param, const typename Elem<G>::type *grad_rot,
+template <class RH, int P, int G, int M, bool BF16COPY>
+__device__ __forceinline__ void adamw_rows(typename Elem<P>::type *param,
+                                           const typename Elem<G>::type *grad_rot,
                                            float scale_h,
                                            typename Elem<M>::type *m, typename Elem<M>::type *v,
                                            const float *lr_p, const int *step_p,
@@ -565,7 +593,7 @@ __device__ __forceinline__ void adamw_rows(float *param, const typename Elem<G>:
     const float4 g = make_float4(ibuf[at(4 * c)], ibuf[at(4 * c + 1)], ibuf[at(4 * c + 2)],
                                  ibuf[at(4 * c + 3)]);
     const size_t i4 = r * (N / 4) + c;
-    adamw4<M, BF16COPY>(param, g, m, v, i4, st, copy);
+    adamw4<P, M, BF16COPY>(param, g, m, v, i4, st, copy);
     if (grad_out)
 #pragma unroll
       for (int j = 0; j < 4; ++j)

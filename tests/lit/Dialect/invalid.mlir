@@ -170,16 +170,16 @@ func.func @lr_schedule_warmup(%s: tensor<i32>) {
 
 // -----
 
-func.func @adamw_master_f32(%p: tensor<4xbf16>, %s: tensor<f32>, %i: tensor<i32>) {
-  // expected-error @+1 {{master weights must be f32, got 'tensor<4xbf16>'}}
-  %0, %1, %2 = halo.adamw %p, %p, %p, %p, %s, %i, %s {beta1 = 0.9, beta2 = 0.999, eps = 1.0e-8, weight_decay = 0.0} : (tensor<4xbf16>, tensor<4xbf16>, tensor<4xbf16>, tensor<4xbf16>, tensor<f32>, tensor<i32>, tensor<f32>) -> (tensor<4xbf16>, tensor<4xbf16>, tensor<4xbf16>)
+func.func @adamw_param_types(%p: tensor<4xbf16>, %s: tensor<f32>, %i: tensor<i32>) {
+  // expected-error @+1 {{param and new_param must share one type, f32 or bf16; got 'tensor<4xbf16>' and 'tensor<4xf32>'}}
+  %0, %1, %2 = halo.adamw %p, %p, %p, %p, %s, %i, %s {beta1 = 0.9, beta2 = 0.999, eps = 1.0e-8, weight_decay = 0.0} : (tensor<4xbf16>, tensor<4xbf16>, tensor<4xbf16>, tensor<4xbf16>, tensor<f32>, tensor<i32>, tensor<f32>) -> (tensor<4xf32>, tensor<4xbf16>, tensor<4xbf16>)
   return
 }
 
 // -----
 
 func.func @adamw_mixed_moments(%p: tensor<4xf32>, %m: tensor<4xbf16>, %s: tensor<f32>, %i: tensor<i32>) {
-  // expected-error @+1 {{moments m, v and their results must share one type, f32 or bf16; new_param is f32}}
+  // expected-error @+1 {{moments m, v and their results must share one type, f32 or bf16}}
   %0, %1, %2 = halo.adamw %p, %p, %m, %p, %s, %i, %s {beta1 = 0.9, beta2 = 0.999, eps = 1.0e-8, weight_decay = 0.0} : (tensor<4xf32>, tensor<4xf32>, tensor<4xbf16>, tensor<4xf32>, tensor<f32>, tensor<i32>, tensor<f32>) -> (tensor<4xf32>, tensor<4xbf16>, tensor<4xf32>)
   return
 }

@@ -95,11 +95,49 @@ func.func @forward(%tok: tensor<8xi32> {halo.input = "tokens"}, %tgt: tensor<8xi
 
 // -----
 
+// Tests that master_dtype = "bf16" makes the trained weight BF16 state that the
+// forward reads directly and AdamW updates in place: no f32 master, no
+// compute copy, no cast.
+module attributes {halo.train = {lr = 1.0e-3 : f64, warmup_steps = 0 : i64, total_steps = 10 : i64,
+    schedule = "constant", beta1 = 0.9 : f64, beta2 = 0.95 : f64, eps = 1.0e-8 : f64,
+    weight_decay = 0.0 : f64, grad_clip = 1.0 : f64, master_dtype = "bf16"}} {
+func.func @forward(%tok: tensor<8xi32> {halo.input = "tokens"}, %tgt: tensor<8xi32> {halo.input = "targets"},
+                   %w: tensor<16x12xbf16> {halo.param = "head"}, %emb: tensor<16x12xbf16> {halo.param = "embed", halo.frozen}) -> tensor<f32> {
+  %h = halo.embedding %tok, %emb : (tensor<8xi32>, tensor<16x12xbf16>) -> tensor<8x12xbf16>
+  %y = halo.linear %h, %w {layer = "head"} : (tensor<8x12xbf16>, tensor<16x12xbf16>) -> tensor<8x16xbf16>
+  %l = halo.cross_entropy %y, %tgt : (tensor<8x16xbf16>, tensor<8xi32>) -> tensor<f32>
+  return %l : tensor<f32>
+}
+}
+// CHECK: func.func @train_step({{.*}}%[[W:[^:]+]]: tensor<16x12xbf16> {halo.param = "head", halo.state = "param"}
+// CHECK-SAME: tensor<16x12xf32> {halo.param = "head", halo.state = "exp_avg"}
+// CHECK-NOT: halo.state = "compute"
+// CHECK: halo.matmul %{{[^,]+}}, %[[W]] {{.*}}role = #halo.role<fwd>
+// CHECK-NOT: halo.cast
+// CHECK: halo.adamw %[[W]], {{.*}} : (tensor<16x12xbf16>, tensor<16x12xbf16>, tensor<16x12xf32>, tensor<16x12xf32>, tensor<f32>, tensor<i32>, tensor<f32>) -> (tensor<16x12xbf16>, tensor<16x12xf32>, tensor<16x12xf32>)
+// CHECK-NOT: halo.cast
+// CHECK-NOT: halo.state = "compute"
+// CHECK: return
+
+// -----
+
 // Tests that a forward function without a cross-entropy loss is rejected.
 module attributes {halo.train = {lr = 1.0e-3 : f64, warmup_steps = 0 : i64, total_steps = 10 : i64,
     schedule = "constant", beta1 = 0.9 : f64, beta2 = 0.95 : f64, eps = 1.0e-8 : f64,
     weight_decay = 0.0 : f64, grad_clip = 0.0 : f64}} {
 // expected-error @+1 {{halo-autodiff: @forward must return one halo.cross_entropy loss}}
+func.func @forward(%x: tensor<8x12xbf16>) -> tensor<8x12xbf16> {
+  return %x : tensor<8x12xbf16>
+}
+}
+
+// -----
+
+// Tests that an unknown master_dtype is rejected, naming the key.
+// expected-error @+1 {{halo-autodiff: halo.train.master_dtype must be f32 or bf16}}
+module attributes {halo.train = {lr = 1.0e-3 : f64, warmup_steps = 0 : i64, total_steps = 10 : i64,
+    schedule = "constant", beta1 = 0.9 : f64, beta2 = 0.95 : f64, eps = 1.0e-8 : f64,
+    weight_decay = 0.0 : f64, grad_clip = 0.0 : f64, master_dtype = "f16"}} {
 func.func @forward(%x: tensor<8x12xbf16>) -> tensor<8x12xbf16> {
   return %x : tensor<8x12xbf16>
 }

@@ -77,6 +77,27 @@ TEST(Adamw, Bf16MomentsDecayOnAverage) {
   EXPECT_EQ(stuck[0], 1.0f);
 }
 
+// BF16 weights (train.master_dtype): Adam steps of lr = 1e-4 are a fortieth
+// of an ulp at 1, so round-to-nearest would never move the weight; stochastic
+// rounding moves it by the steps' sum on average.
+TEST(Adamw, Bf16WeightsFollowSmallUpdatesOnAverage) {
+  const int64_t n = 4096;
+  const int steps = 100;
+  std::vector<float> p(n, 1), g(n, 1), m(n, 0), v(n, 0);
+  for (int s = 1; s <= steps; ++s)
+    adamw(p.data(), g.data(), m.data(), v.data(), n, 1e-4, 0.9, 0.999, 1e-8, 0, s, false,
+          true);
+  double mean = 0;
+  for (float x : p) {
+    ASSERT_EQ(x, numerics::roundToBF16(x)) << "p is not stored as BF16";
+    mean += x;
+  }
+  mean /= n;
+  // m / sqrt(v) after bias correction is 1 for a constant gradient.
+  EXPECT_NEAR(mean, 1 - steps * 1e-4, 5e-4);
+  EXPECT_NE(p[0], p[1]) << "every element rounded the same way";
+}
+
 TEST(Schedule, BoundarySteps) {
   const double peak = 1e-3;
   const int64_t warmup = 10, total = 110;

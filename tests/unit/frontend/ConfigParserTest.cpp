@@ -309,10 +309,20 @@ TEST(ConfigParser, UnknownSchedule) {
 TEST(ConfigParser, MomentDtype) {
   Json json = baseConfig();
   json["train"]["moment_dtype"] = "bf16";
-  EXPECT_EQ(parseOk(json).train.momentDtype, MomentType::BF16);
+  EXPECT_EQ(parseOk(json).train.momentDtype, StateType::BF16);
   json["train"]["moment_dtype"] = "fp16";
   expectError(json, "train.moment_dtype",
               "unknown moment dtype \"fp16\"; valid "
+              "choices are \"f32\", \"bf16\"");
+}
+
+TEST(ConfigParser, MasterDtype) {
+  Json json = baseConfig();
+  json["train"]["master_dtype"] = "bf16";
+  EXPECT_EQ(parseOk(json).train.masterDtype, StateType::BF16);
+  json["train"]["master_dtype"] = "f64";
+  expectError(json, "train.master_dtype",
+              "unknown master weight dtype \"f64\"; valid "
               "choices are \"f32\", \"bf16\"");
 }
 
@@ -510,7 +520,8 @@ TEST(ConfigParser, DefaultsWithModelOnly) {
   EXPECT_DOUBLE_EQ(t.eps, 1e-8);
   EXPECT_DOUBLE_EQ(t.weightDecay, 0.0);
   EXPECT_DOUBLE_EQ(t.gradClip, 1.0);
-  EXPECT_EQ(t.momentDtype, MomentType::F32);
+  EXPECT_EQ(t.momentDtype, StateType::F32);
+  EXPECT_EQ(t.masterDtype, StateType::F32);
   EXPECT_EQ(t.seed, 0u);
   EXPECT_EQ(config.halo.level, 2);
   EXPECT_EQ(config.halo.precision, Precision::FP8);

@@ -467,7 +467,7 @@ TEST(ToJson, EveryFieldRoundTrips) {
       {"batch_size", 3},      {"seq_len", 100},    {"steps", 77},
       {"lr", 1.5e-4},         {"warmup_steps", 7}, {"schedule", "constant"},
       {"betas", {0.8, 0.95}}, {"eps", 1e-6},       {"weight_decay", 0.05},
-      {"grad_clip", 0.0},     {"moment_dtype", "bf16"},
+      {"grad_clip", 0.0},     {"moment_dtype", "bf16"}, {"master_dtype", "bf16"},
       {"seed", 1234}};
   halo::StatusOr<ModelConfig> parsed = parse(json);
   ASSERT_TRUE(parsed.ok()) << parsed.status().message();

@@ -244,6 +244,22 @@ TEST(Generator, AdamWRowsUnrotateTheGradient) {
   EXPECT_FALSE(adamwKernel(p).ok());
 }
 
+// BF16 weights are the compute copy: a kernel that would also write one is
+// refused; without it the parameter is a bf16 pointer.
+TEST(Generator, AdamWOnBf16Weights) {
+  AdamWParams p;
+  p.elements = 4096;
+  p.param = ElemType::BF16;
+  EXPECT_FALSE(adamwKernel(p).ok());
+  p.writeBf16Copy = false;
+  auto k = adamwKernel(p);
+  ASSERT_TRUE(k.ok()) << k.status().message();
+  EXPECT_NE(k->program.find("_bf16p"), std::string::npos);
+  EXPECT_EQ(k->launches[0].signature.rfind("__nv_bfloat16* __restrict__ param", 0), 0u)
+      << k->launches[0].signature;
+  EXPECT_NE(k->source.find("halo::adamw<halo::kBF16, halo::kF32, halo::kF32"), std::string::npos);
+}
+
 TEST(Generator, LeftHadamardPasses) {
   HadamardQuantizeParams p;
   p.rows = 512;

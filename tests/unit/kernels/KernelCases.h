@@ -176,6 +176,10 @@ inline std::vector<KernelCase> kernelCases(const ModelShape &m) {
   am.moments = ElemType::BF16;
   am.elements = wElems + 3;
   cases.push_back({"adamw_bf16_moments", [=] { return adamwKernel(am); }});
+  AdamWParams aw = am; // BF16 weights (no copy), rounded stochastically
+  aw.param = ElemType::BF16;
+  aw.writeBf16Copy = false;
+  cases.push_back({"adamw_bf16_weights", [=] { return adamwKernel(aw); }});
   // Gradients un-rotated in the step: down_proj's rows of FFN (K > 1), and
   // gate/up's rows of hidden (RowWide at Llama-3-8B) with G written too.
   AdamWParams ar = am;
@@ -190,6 +194,10 @@ inline std::vector<KernelCase> kernelCases(const ModelShape &m) {
   arh.rowLength = m.hidden;
   arh.writeGrad = true;
   cases.push_back({"adamw_rows_hidden", [=] { return adamwKernel(arh); }});
+  AdamWParams arw = arh; // the same on BF16 weights
+  arw.param = ElemType::BF16;
+  arw.writeBf16Copy = false;
+  cases.push_back({"adamw_rows_hidden_bf16_weights", [=] { return adamwKernel(arw); }});
   AttentionParams at{T / m.seqLen, m.seqLen, m.heads, m.kvHeads, m.headDim};
   cases.push_back({"attention_fwd", [=] { return attentionForwardKernel(at); }});
   cases.push_back({"attention_bwd", [=] { return attentionBackwardKernel(at); }});
