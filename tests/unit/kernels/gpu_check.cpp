@@ -1434,7 +1434,6 @@ void Checker::attention(size_t B, size_t S, size_t H, size_t KV, size_t hd, bool
         {2, "dq", "8, 2, 32", 8, 256, (512 + 128) * T2},
         {2, "dq", "32", 4, 128, (256 + 128) * T2, true},
         {2, "dq", "64", 4, 128, (256 + 256) * T2, true},
-        {0, "fwd_ovl", "", 4, 128, (128 + 256) * T2, true},
     };
     Buf out2 = alloc(gpu_, T * H * hd * 2), lse2 = alloc(gpu_, B * H * S * 4);
     Buf gq2 = alloc(gpu_, T * H * hd * 2), gk2 = alloc(gpu_, T * KV * hd * 2),
@@ -1454,7 +1453,7 @@ void Checker::attention(size_t B, size_t S, size_t H, size_t KV, size_t hd, bool
       size_t close = g.source.find('>', at);
       std::ostringstream ta;
       ta << prefix << vr.fn << "<" << S << ", " << H << ", " << KV << ", " << hd
-         << (vr.extra.empty() ? "" : ", " + vr.extra);
+         << ", " << vr.extra;
       g.source.replace(at, close - at, ta.str());
       const LaunchSpec &ls = base.launches[vr.kind == 0 ? 0 : vr.kind];
       std::string lbk = "__launch_bounds__(", entry = ls.entry + "(";
