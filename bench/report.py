@@ -22,7 +22,7 @@ TARGETS = {("blocks3-s2048", mode): target
            for base, target in (("bf16", 1.0), ("halo2-fp8", 1.3))
            for mode in (base, base + "-bf16w")}
 LEVELS = ["bf16", "halo0-fp8", "halo1-fp8", "halo2-fp8", "halo2-int8"]
-MODES = (["eager", "torch.compile"] + LEVELS + ["bf16-f32m", "halo2-fp8-f32m"] +
+MODES = (["eager", "torch.compile", "torch.compile+clip"] + LEVELS + ["bf16-f32m", "halo2-fp8-f32m"] +
          [m + "-bf16w" for m in LEVELS])
 
 

@@ -2,7 +2,7 @@
 """The PyTorch side of halo's benchmark (issue 7): BF16 training steps of
 transformers' LLaMA blocks, eager and torch.compile, timed with CUDA events.
 
-  python3 bench/torch_baseline.py [--out results.json] [--quick]
+  python3 bench/torch_baseline.py [--out results.json] [--quick] [--clip]
 
 Configurations (ms/step is the median of --iters steps after --warmup):
   blocks3-s2048: the first 3 decoder blocks of Llama-3-8B (hidden 4096, 32 heads,
@@ -10,10 +10,10 @@ Configurations (ms/step is the median of --iters steps after --warmup):
   blocks3-s512:  the same at batch 4 x seq 512 (the paper's setting)
   llama-125m:    examples/llama-125m.json as a whole LlamaForCausalLM
 A step is forward, backward (through a random output gradient for the blocks;
-the LM loss for the full model) and fused AdamW on BF16 weights. Model
+the LM loss for the full model) and fused AdamW on BF16 weights. --clip adds
+blocks3-s2048 with torch.compile and clip_grad_norm_(1.0) before AdamW (mode
+"torch.compile+clip"; the HF Trainer's default, and what halo's step does). Model
 TFLOP/s counts 6 x linear params x tokens plus causal attention (3 x forward).
-halo's own GPU step joins this table when its GPU executor lands; until then
-this script is the baseline half, run on the GPU machine.
 """
 import argparse
 import json
@@ -66,7 +66,7 @@ def time_steps(step, warmup, iters):
     return statistics.median(times)
 
 
-def bench_blocks(cfg, b, s, compiled, warmup, iters):
+def bench_blocks(cfg, b, s, compiled, warmup, iters, clip=False):
     torch.manual_seed(0)
     model = Blocks(cfg, 3).cuda().to(torch.bfloat16)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
@@ -78,6 +78,8 @@ def bench_blocks(cfg, b, s, compiled, warmup, iters):
     def step():
         y = run(x, pos)
         y.backward(dy)
+        if clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
 
@@ -114,6 +116,8 @@ def main():
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--quick", action="store_true", help="eager only (no torch.compile)")
+    p.add_argument("--clip", action="store_true",
+                   help="also blocks3-s2048 with torch.compile and gradient clipping")
     a = p.parse_args()
     if not torch.cuda.is_available():
         sys.exit("no CUDA device: run this on the GPU machine")
@@ -131,9 +135,14 @@ def main():
     for name, fn, cfg, b, s in [("blocks3-s2048", bench_blocks, l3, 4, 2048),
                                 ("blocks3-s512", bench_blocks, l3, 4, 512),
                                 ("llama-125m", bench_full, small, 8, 1024)]:
-        for compiled in ([False] if a.quick else [False, True]):
-            ms, flops, peak = fn(cfg, b, s, compiled, a.warmup, a.iters)
-            rows.append(dict(config=name, mode="torch.compile" if compiled else "eager", batch=b, seq=s,
+        runs = [(False, False)] if a.quick else [(False, False), (True, False)]
+        if a.clip and not a.quick and name == "blocks3-s2048":
+            runs.append((True, True))
+        for compiled, clip in runs:
+            extra = dict(clip=True) if clip else {}
+            ms, flops, peak = fn(cfg, b, s, compiled, a.warmup, a.iters, **extra)
+            mode = ("torch.compile" if compiled else "eager") + ("+clip" if clip else "")
+            rows.append(dict(config=name, mode=mode, batch=b, seq=s,
                              step_ms=ms, tokens_per_s=b * s / ms * 1e3, tflops=flops / ms / 1e9,
                              peak_gib=peak / 2**30))
             r = rows[-1]

@@ -100,7 +100,7 @@ done
 torch_json="$out/torch_baseline.json"
 if [ "$torch" = run ]; then
   echo "== torch: bench/torch_baseline.py"
-  python3 bench/torch_baseline.py --warmup "$warmup" --iters "$iters" --out "$torch_json" \
+  python3 bench/torch_baseline.py --warmup "$warmup" --iters "$iters" --clip --out "$torch_json" \
     || status=1
 elif [ -n "$torch" ]; then
   [ "$torch" -ef "$torch_json" ] || cp "$torch" "$torch_json" || status=1
