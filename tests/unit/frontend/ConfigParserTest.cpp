@@ -306,24 +306,21 @@ TEST(ConfigParser, UnknownSchedule) {
               "expected one of \"constant\", \"linear\", \"cosine\", got 2");
 }
 
-TEST(ConfigParser, MomentDtype) {
-  Json json = baseConfig();
-  json["train"]["moment_dtype"] = "bf16";
-  EXPECT_EQ(parseOk(json).train.momentDtype, StateType::BF16);
-  json["train"]["moment_dtype"] = "fp16";
-  expectError(json, "train.moment_dtype",
-              "unknown moment dtype \"fp16\"; valid "
-              "choices are \"f32\", \"bf16\"");
-}
-
-TEST(ConfigParser, MasterDtype) {
-  Json json = baseConfig();
-  json["train"]["master_dtype"] = "bf16";
-  EXPECT_EQ(parseOk(json).train.masterDtype, StateType::BF16);
-  json["train"]["master_dtype"] = "f64";
-  expectError(json, "train.master_dtype",
-              "unknown master weight dtype \"f64\"; valid "
-              "choices are \"f32\", \"bf16\"");
+// The two optimizer-state types: bf16 parses, anything else names the key.
+TEST(ConfigParser, StateDtypes) {
+  struct Case {
+    const char *key, *what;
+    StateType TrainConfig::*field;
+  };
+  for (const Case &c : {Case{"moment_dtype", "moment dtype", &TrainConfig::momentDtype},
+                        Case{"master_dtype", "master weight dtype", &TrainConfig::masterDtype}}) {
+    Json json = baseConfig();
+    json["train"][c.key] = "bf16";
+    EXPECT_EQ(parseOk(json).train.*c.field, StateType::BF16) << c.key;
+    json["train"][c.key] = "fp16";
+    expectError(json, std::string("train.") + c.key,
+                std::string("unknown ") + c.what + " \"fp16\"; valid choices are \"f32\", \"bf16\"");
+  }
 }
 
 //===----------------------------------------------------------------------===//
