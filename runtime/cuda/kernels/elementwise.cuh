@@ -387,9 +387,9 @@ __device__ __forceinline__ unsigned moment_bits(size_t element, unsigned salt) {
   return hash_bits32(((unsigned)element ^ ((unsigned)(element >> 32) * 0x9E3779B9u)) ^ salt);
 }
 
-// numerics::paramRoundingBits: the moments' bits hashed once more.
-__device__ __forceinline__ unsigned param_bits(size_t element, unsigned salt) {
-  return hash_bits32(moment_bits(element, salt) ^ 0x5851F42Du);
+// numerics::paramRoundingBits from the element's moment_bits: hashed once more.
+__device__ __forceinline__ unsigned param_bits(unsigned moment) {
+  return hash_bits32(moment ^ 0x5851F42Du);
 }
 
 // BF16 bits of x rounded stochastically with 16 random bits
@@ -410,40 +410,30 @@ __device__ __forceinline__ float4 load4(const typename Elem<T>::type *p, size_t 
                      __uint_as_float(raw.y << 16), __uint_as_float(raw.y & 0xFFFF0000u));
 }
 
-// Stores 4 (or 1) updated m and v; BF16 ones rounded with the elements' bits.
-template <int M>
-__device__ __forceinline__ void store_moments4(typename Elem<M>::type *m,
-                                               typename Elem<M>::type *v, size_t i4, float4 mm,
-                                               float4 vv, unsigned salt) {
-  if (M == kF32) {
-    reinterpret_cast<float4 *>(m)[i4] = mm;
-    reinterpret_cast<float4 *>(v)[i4] = vv;
+// Stores 4 elements at 4 i4 (or one at i); BF16 ones rounded stochastically
+// with the low 16 bits of bits[j] (bits).
+template <int T>
+__device__ __forceinline__ void store4_sr(typename Elem<T>::type *p, size_t i4, float4 x,
+                                          const unsigned (&bits)[4]) {
+  if (T == kF32) {
+    reinterpret_cast<float4 *>(p)[i4] = x;
     return;
   }
-  unsigned mb[4], vb[4];
-  const float *mp = &mm.x, *vp = &vv.x;
+  const float *xp = &x.x;
+  unsigned b[4];
 #pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    const unsigned r = moment_bits(i4 * 4 + j, salt);
-    mb[j] = sr_bf16_bits(mp[j], r);
-    vb[j] = sr_bf16_bits(vp[j], r >> 16);
-  }
-  reinterpret_cast<uint2 *>(m)[i4] = make_uint2(mb[0] | (mb[1] << 16), mb[2] | (mb[3] << 16));
-  reinterpret_cast<uint2 *>(v)[i4] = make_uint2(vb[0] | (vb[1] << 16), vb[2] | (vb[3] << 16));
+  for (int j = 0; j < 4; ++j)
+    b[j] = sr_bf16_bits(xp[j], bits[j]);
+  reinterpret_cast<uint2 *>(p)[i4] = make_uint2(b[0] | (b[1] << 16), b[2] | (b[3] << 16));
 }
 
-template <int M>
-__device__ __forceinline__ void store_moments(typename Elem<M>::type *m,
-                                              typename Elem<M>::type *v, size_t i, float mi,
-                                              float vi, unsigned salt) {
-  if (M == kF32) {
-    reinterpret_cast<float *>(m)[i] = mi;
-    reinterpret_cast<float *>(v)[i] = vi;
-    return;
-  }
-  const unsigned r = moment_bits(i, salt);
-  reinterpret_cast<unsigned short *>(m)[i] = (unsigned short)sr_bf16_bits(mi, r);
-  reinterpret_cast<unsigned short *>(v)[i] = (unsigned short)sr_bf16_bits(vi, r >> 16);
+template <int T>
+__device__ __forceinline__ void store_sr(typename Elem<T>::type *p, size_t i, float x,
+                                         unsigned bits) {
+  if (T == kF32)
+    reinterpret_cast<float *>(p)[i] = x;
+  else
+    reinterpret_cast<unsigned short *>(p)[i] = (unsigned short)sr_bf16_bits(x, bits);
 }
 
 /// The step's scalars, read once per block.
@@ -481,17 +471,6 @@ __device__ __forceinline__ bool adamw_begin(const float *lr_p, const int *step_p
   return isfinite(st.gs);
 }
 
-/// Stores the updated parameter element i (BF16: rounded stochastically).
-template <int P>
-__device__ __forceinline__ void store_param(typename Elem<P>::type *param, size_t i, float x,
-                                            unsigned salt) {
-  if (P == kF32)
-    reinterpret_cast<float *>(param)[i] = x;
-  else
-    reinterpret_cast<unsigned short *>(param)[i] =
-        (unsigned short)sr_bf16_bits(x, param_bits(i, salt));
-}
-
 /// Elements 4 i4 .. 4 i4 + 3 with gradient gr (before grad_scale).
 template <int P, int M, bool BF16COPY>
 __device__ __forceinline__ void adamw4(typename Elem<P>::type *param, float4 gr,
@@ -509,16 +488,17 @@ __device__ __forceinline__ void adamw4(typename Elem<P>::type *param, float4 gr,
     const float mhat = mp[j] * st.c1, vhat = vp[j] * st.c2;
     pp[j] = pp[j] * st.decay - st.lrf * mhat / (sqrtf(vhat) + st.eps);
   }
-  if (P == kF32) {
-    reinterpret_cast<float4 *>(param)[i4] = p;
-  } else {
-    unsigned pb[4];
+  // One hash per element (dead code when nothing is BF16).
+  unsigned rm[4], rv[4], rp[4];
 #pragma unroll
-    for (int j = 0; j < 4; ++j)
-      pb[j] = sr_bf16_bits(pp[j], param_bits(i4 * 4 + j, st.salt));
-    reinterpret_cast<uint2 *>(param)[i4] = make_uint2(pb[0] | (pb[1] << 16), pb[2] | (pb[3] << 16));
+  for (int j = 0; j < 4; ++j) {
+    rm[j] = moment_bits(i4 * 4 + j, st.salt);
+    rv[j] = rm[j] >> 16;
+    rp[j] = param_bits(rm[j]);
   }
-  store_moments4<M>(m, v, i4, mm, vv, st.salt);
+  store4_sr<P>(param, i4, p, rp);
+  store4_sr<M>(m, i4, mm, rm);
+  store4_sr<M>(v, i4, vv, rv);
   if (BF16COPY) {
     __nv_bfloat162 lo = __floats2bfloat162_rn(p.x, p.y);
     __nv_bfloat162 hi = __floats2bfloat162_rn(p.z, p.w);
@@ -550,8 +530,10 @@ __device__ __forceinline__ void adamw(typename Elem<P>::type *param,
     const float vi = st.b2 * Elem<M>::load(v + i) + st.a2 * g * g;
     const float mhat = mi * st.c1, vhat = vi * st.c2;
     const float p = Elem<P>::load(param + i) * st.decay - st.lrf * mhat / (sqrtf(vhat) + st.eps);
-    store_param<P>(param, i, p, st.salt);
-    store_moments<M>(m, v, i, mi, vi, st.salt);
+    const unsigned r = moment_bits(i, st.salt);
+    store_sr<P>(param, i, p, param_bits(r));
+    store_sr<M>(m, i, mi, r);
+    store_sr<M>(v, i, vi, r >> 16);
     if (BF16COPY)
       copy[i] = __float2bfloat16_rn(p);
   }
