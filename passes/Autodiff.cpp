@@ -140,14 +140,14 @@ LogicalResult TrainStepBuilder::emitVjp(Operation *op) {
     MLIRContext *ctx = b.getContext();
     if (needsGrad(x))
       accumulate(loc, x,
-                 b.create<MatmulOp>(loc, x.getType(), dy, w, false, false, layer,
+                 b.create<MatmulOp>(loc, x.getType(), dy, w, /*acc=*/Value(), false, false, layer,
                                     MatmulRoleAttr::get(ctx, MatmulRole::bwd_input)));
     // The weight gradient stays in the compute type, as under PyTorch AMP and in
     // HALO's reference (8-bit GEMMs write BF16): AdamW and the global norm read
     // it directly, so no FP32 copy of every gradient is written and re-read.
     if (needsGrad(w))
       accumulate(loc, w,
-                 b.create<MatmulOp>(loc, w.getType(), dy, x,
+                 b.create<MatmulOp>(loc, w.getType(), dy, x, /*acc=*/Value(),
                                     /*transpose_a=*/true, false, layer,
                                     MatmulRoleAttr::get(ctx, MatmulRole::bwd_weight)));
   };
@@ -356,7 +356,8 @@ LogicalResult TrainStepBuilder::build() {
   for (Operation *op : cloned)
     if (auto l = dyn_cast<LinearOp>(op)) {
       OpBuilder lb(l);
-      Value y = lb.create<MatmulOp>(l.getLoc(), l.getType(), l.getX(), l.getWeight(), false,
+      Value y = lb.create<MatmulOp>(l.getLoc(), l.getType(), l.getX(), l.getWeight(),
+                                    /*acc=*/Value(), false,
                                     /*transpose_b=*/true, l.getLayerAttr(),
                                     MatmulRoleAttr::get(ctx, MatmulRole::fwd));
       l.replaceAllUsesWith(y);

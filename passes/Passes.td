@@ -110,6 +110,28 @@ def HaloFactorRotations : Pass<"halo-factor-rotations", "::mlir::ModuleOp"> {
   }];
 }
 
+def HaloAccumulateGemms : Pass<"halo-accumulate-gemms", "::mlir::ModuleOp"> {
+  let summary = "Add summed gradients in the GEMM epilogue: add(x, gemm) -> gemm(acc = x)";
+  let description = [{
+    A gradient GEMM (`role` bwd_input or bwd_weight, halo.matmul or
+    halo.qmatmul) whose only user is a `halo.add` takes the other summand as
+    its accumulator when that summand is an op result read by nothing else;
+    the new GEMM sits where the add was. Of two GEMM summands the later one
+    accumulates into the earlier, so q/k/v's three input gradients become a
+    chain of two accumulating GEMMs. halo-plan-memory then places the result
+    in the accumulator's buffer and the GEMM adds in place (beta = 1). Rounds
+    the sum once instead of twice, so bits change.
+    ```mlir
+    %k = halo.matmul %ek, %wk {layer = "l.k_proj", role = #halo.role<bwd_input>} : ...
+    %q = halo.matmul %eq, %wq {layer = "l.q_proj", role = #halo.role<bwd_input>} : ...
+    %s = halo.add %k, %q : ...
+    // ->
+    %k = halo.matmul %ek, %wk {layer = "l.k_proj", role = #halo.role<bwd_input>} : ...
+    %s = halo.matmul %eq, %wq, %k {layer = "l.q_proj", role = #halo.role<bwd_input>} : ...
+    ```
+  }];
+}
+
 def HaloPlanMemory : Pass<"halo-plan-memory", "::mlir::ModuleOp"> {
   let summary = "Place every intermediate tensor in one arena by liveness; record peak bytes";
   let description = [{
@@ -121,7 +143,10 @@ def HaloPlanMemory : Pass<"halo-plan-memory", "::mlir::ModuleOp"> {
     `halo.arena_bytes`, the arena size a runtime allocates once. Function
     arguments (weights, optimizer state, the batch) are persistent and not in
     the arena, and `halo.adamw` updates them in place (its results get no
-    offsets). Element sizes: bf16 2, f32/i32 4, f8E4M3FN/i8 1.
+    offsets). A GEMM with an accumulator writes its result over it: the two
+    values share one buffer, live from the accumulator's definition to the
+    result's last use (an error if anything reads the accumulator after the
+    GEMM). Element sizes: bf16 2, f32/i32 4, f8E4M3FN/i8 1.
 
     ```mlir
     func.func @train_step(...) attributes {halo.arena_bytes = 123456 : i64} {

@@ -226,7 +226,8 @@ LogicalResult Placer::place(Operation *gemm, Value aValue, Value bValue, bool ta
   if (qa && qb) {
     auto [aq, as] = quantize(loc, av, sa.quant);
     auto [bq, bs] = quantize(loc, bv, sb.quant);
-    result = b.create<QMatmulOp>(loc, resultType, aq, as, bq, bs, uta, utb, layer, roleAttr);
+    result = b.create<QMatmulOp>(loc, resultType, aq, as, bq, bs, /*acc=*/Value(), uta, utb,
+                                  layer, roleAttr);
   } else {
     // The research form may quantize one operand only: simulate it.
     auto fake = [&](Value v, fe::QuantGranularity g) -> Value {
@@ -239,7 +240,7 @@ LogicalResult Placer::place(Operation *gemm, Value aValue, Value bValue, bool ta
       av = fake(av, sa.quant);
     if (qb)
       bv = fake(bv, sb.quant);
-    result = b.create<MatmulOp>(loc, resultType, av, bv, uta, utb, layer, roleAttr);
+    result = b.create<MatmulOp>(loc, resultType, av, bv, /*acc=*/Value(), uta, utb, layer, roleAttr);
   }
 
   // Undo free-dimension rotations on the output: A's on its rows, B's on its

@@ -51,8 +51,16 @@ bool isInPlaceUpdate(Value v) {
       cast<OpResult>(v).getResultNumber()));
 }
 
+/// A GEMM's accumulator, which its result overwrites in place.
+Value accumulatorOf(Operation *op) {
+  if (auto mm = dyn_cast<MatmulOp>(op))
+    return mm.getAcc();
+  if (auto mm = dyn_cast<QMatmulOp>(op))
+    return mm.getAcc();
+  return {};
+}
+
 struct Buffer {
-  Value value;
   int64_t bytes, first, last; // lifetime [first, last] in op indices
   int64_t offset = -1;
 };
@@ -65,6 +73,7 @@ LogicalResult planFunction(func::FuncOp func, int64_t alignment) {
     index[&op] = n++;
 
   std::vector<Buffer> buffers;
+  DenseMap<Value, size_t> bufferOf; // also the accumulating GEMMs' results
   for (Operation &op : body.without_terminator()) {
     for (Value r : op.getResults()) {
       if (isInPlaceUpdate(r))
@@ -76,7 +85,22 @@ LogicalResult planFunction(func::FuncOp func, int64_t alignment) {
       int64_t last = index[&op];
       for (Operation *user : r.getUsers())
         last = std::max(last, index[user]);
-      buffers.push_back({r, static_cast<int64_t>(llvm::alignTo(bytes, alignment)), index[&op], last});
+      if (Value acc = accumulatorOf(&op)) {
+        auto it = bufferOf.find(acc);
+        if (it == bufferOf.end())
+          return op.emitError("halo-plan-memory: the accumulator must be an intermediate "
+                              "result (the GEMM overwrites it), not an argument or state");
+        for (Operation *user : acc.getUsers())
+          if (index[user] > index[&op])
+            return op.emitError("halo-plan-memory: the accumulator is read after the GEMM "
+                                "that overwrites it");
+        Buffer &shared = buffers[it->second];
+        shared.last = std::max(shared.last, last);
+        bufferOf[r] = it->second;
+        continue;
+      }
+      bufferOf[r] = buffers.size();
+      buffers.push_back({static_cast<int64_t>(llvm::alignTo(bytes, alignment)), index[&op], last});
     }
   }
 
@@ -108,8 +132,8 @@ LogicalResult planFunction(func::FuncOp func, int64_t alignment) {
 
   Builder builder(func.getContext());
   DenseMap<Value, int64_t> offsets;
-  for (Buffer &b : buffers)
-    offsets[b.value] = b.offset;
+  for (auto [value, b] : bufferOf)
+    offsets[value] = buffers[b].offset;
   for (Operation &op : body.without_terminator()) {
     // -1 marks a result updated in place (no arena bytes).
     SmallVector<int64_t> list;

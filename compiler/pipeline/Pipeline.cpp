@@ -26,6 +26,9 @@ void buildPipeline(mlir::PassManager &pm, Stage stopAfter, bool returnGrads) {
   // K-major 8-bit GEMM operands, before fusion folds the transposes into
   // the quantize kernels.
   pm.addPass(createHaloLegalizeGemmLayouts());
+  // Summed gradients are added by the GEMMs that produce them (before fusion,
+  // so no add kernel is formed).
+  pm.addPass(createHaloAccumulateGemms());
   // Kernels decide which values reach memory at all.
   pm.addPass(createHaloFuse());
   // Last: the plan must see the final set of values.

@@ -262,15 +262,23 @@ Status Interpreter<F>::execute(size_t index,
     int64_t N = a.transposeB ? B[0] : B[1];
     F *C = out(0);
     matmul(in(0), in(ib), C, M, N, K, a.transposeA, a.transposeB);
-    if (op.kind == OpKind::Matmul)
-      break;
-    // The scales factor out of the reduction: C[i, j] * sa[i] * sb[j].
-    const F *sa = in(1), *sb = in(3);
-    bool rowScales = !shape(1).empty(), colScales = !shape(3).empty();
-    forRange(M * N, [&](int64_t begin, int64_t end) {
-      for (int64_t e = begin; e < end; ++e)
-        C[e] = C[e] * sa[rowScales ? e / N : 0] * sb[colScales ? e % N : 0];
-    });
+    if (op.kind == OpKind::QMatmul) {
+      // The scales factor out of the reduction: C[i, j] * sa[i] * sb[j].
+      const F *sa = in(1), *sb = in(3);
+      bool rowScales = !shape(1).empty(), colScales = !shape(3).empty();
+      forRange(M * N, [&](int64_t begin, int64_t end) {
+        for (int64_t e = begin; e < end; ++e)
+          C[e] = C[e] * sa[rowScales ? e / N : 0] * sb[colScales ? e % N : 0];
+      });
+    }
+    // acc + product, rounded once with the result below.
+    if (std::optional<size_t> acc = accumulatorOperand(op)) {
+      const F *c = in(*acc);
+      forRange(M * N, [&](int64_t begin, int64_t end) {
+        for (int64_t e = begin; e < end; ++e)
+          C[e] += c[e];
+      });
+    }
     break;
   }
   case OpKind::EmbeddingGrad: {

@@ -45,6 +45,8 @@ struct OpSpec {
   bool variadic; ///< One or more operands of the single class in `operands`.
   std::vector<std::string_view> required;
   std::vector<std::string_view> optional;
+  /// Classes of operands that may follow `operands` (GEMMs: the accumulator).
+  std::string_view optionalOperands = {};
 };
 
 const std::vector<OpSpec> &opSpecs() {
@@ -65,7 +67,7 @@ const std::vector<OpSpec> &opSpecs() {
       {OpKind::Add, "add", "FF", "F", false, {}, {}},
       {OpKind::Cast, "cast", "F", "F", false, {}, {}},
       {OpKind::CrossEntropy, "cross_entropy", "FI", "S", false, {}, {}},
-      {OpKind::Matmul, "matmul", "FF", "F", false, {}, kGemmAttrs},
+      {OpKind::Matmul, "matmul", "FF", "F", false, {}, kGemmAttrs, "F"},
       {OpKind::EmbeddingGrad, "embedding_grad", "IF", "F", false, {}, {}},
       {OpKind::RmsNormGrad, "rms_norm_grad", "FFF", "FF", false, {"eps"}, {}},
       {OpKind::AttentionGrad, "attention_grad", "FFFFSF", "FFF", false, kAttentionAttrs, {}},
@@ -80,7 +82,7 @@ const std::vector<OpSpec> &opSpecs() {
       {OpKind::Hadamard, "hadamard", "F", "F", false, {"side"}, {"transposed"}},
       {OpKind::Quantize, "quantize", "F", "QS", false, {"granularity"}, {}},
       {OpKind::Dequantize, "dequantize", "QS", "F", false, {"granularity"}, {}},
-      {OpKind::QMatmul, "qmatmul", "QSQS", "F", false, {}, kGemmAttrs},
+      {OpKind::QMatmul, "qmatmul", "QSQS", "F", false, {}, kGemmAttrs, "F"},
       {OpKind::Transpose, "transpose", "Q", "Q", false, {}, {}},
   };
   // clang-format on
@@ -352,6 +354,13 @@ Status OpVerifier::verifyGemm(bool quantized) {
     if (!inShape(3).empty())
       HALO_RETURN_IF_ERROR(
           expectOperand(3, {N}, "scale_b: 0-d or one per output column"));
+  }
+  if (std::optional<size_t> acc = accumulatorOperand(op_)) {
+    HALO_RETURN_IF_ERROR(
+        expectOperand(*acc, {M, N}, "the accumulator is [M, N], like the result"));
+    if (in(*acc).type != out(0).type)
+      return fail(fmt::format("the accumulator is {} but the result is {}",
+                              toString(in(*acc).type), toString(out(0).type)));
   }
   return expectResult(0, {M, N}, "op(a) op(b)");
 }
@@ -828,11 +837,17 @@ Status FunctionParser::parseOp(const json &entry, size_t index) {
   HALO_RETURN_IF_ERROR(ids("operands", op.operands));
   HALO_RETURN_IF_ERROR(ids("results", op.results));
   size_t wantOperands = spec->operands.size();
-  if (spec->variadic ? op.operands.empty() : op.operands.size() != wantOperands)
-    return opFail(fmt::format("has {} operands, expected {}",
-                              op.operands.size(),
-                              spec->variadic ? std::string("at least 1")
-                                             : std::to_string(wantOperands)));
+  size_t maxOperands = wantOperands + spec->optionalOperands.size();
+  bool arityOk = spec->variadic ? !op.operands.empty()
+                                : op.operands.size() >= wantOperands &&
+                                      op.operands.size() <= maxOperands;
+  if (!arityOk)
+    return opFail(fmt::format(
+        "has {} operands, expected {}", op.operands.size(),
+        spec->variadic ? std::string("at least 1")
+        : maxOperands == wantOperands
+            ? std::to_string(wantOperands)
+            : fmt::format("{} to {}", wantOperands, maxOperands)));
   if (op.results.size() != spec->results.size())
     return opFail(fmt::format("has {} results, expected {}", op.results.size(),
                               spec->results.size()));
@@ -842,7 +857,9 @@ Status FunctionParser::parseOp(const json &entry, size_t index) {
       return opFail(fmt::format("operand {} (value {}) is used before it is "
                                 "defined",
                                 k, id));
-    char cls = spec->variadic ? spec->operands[0] : spec->operands[k];
+    char cls = spec->variadic         ? spec->operands[0]
+               : k < wantOperands ? spec->operands[k]
+                                  : spec->optionalOperands[k - wantOperands];
     ElementType t = fn_.values[id].type;
     if (!inClass(t, cls))
       return opFail(fmt::format("operand {} (value {}) is {}, expected {}", k,
@@ -1145,6 +1162,14 @@ bool isQuantType(ElementType type) {
 }
 
 std::string_view toString(OpKind kind) { return specOf(kind).name; }
+
+std::optional<size_t> accumulatorOperand(const Op &op) {
+  size_t fixed = specOf(op.kind).operands.size();
+  if ((op.kind != OpKind::Matmul && op.kind != OpKind::QMatmul) ||
+      op.operands.size() <= fixed)
+    return std::nullopt;
+  return fixed;
+}
 
 std::string formatShape(const std::vector<int64_t> &shape) {
   return fmt::format("[{}]", fmt::join(shape, ", "));

@@ -18,6 +18,7 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -127,6 +128,10 @@ struct Op {
   OpAttrs attrs;
   std::string loc; ///< The HF module, or empty.
 };
+
+/// The operand index of a (q)matmul's accumulator (result = acc + product),
+/// or nothing when the GEMM has none.
+std::optional<size_t> accumulatorOperand(const Op &op);
 
 /// One step of a function's GPU schedule: a fused kernel (`kernel` set) or
 /// an op left outside kernels (a GEMM or a constant). Either way it covers

@@ -180,9 +180,19 @@ static FailureOr<std::pair<int64_t, int64_t>> verifyGemmShapes(Operation *op, Va
   return std::make_pair(m, n);
 }
 
+/// The accumulator, where there is one, is read as the result is written.
+static LogicalResult verifyAccumulator(Operation *op, Value acc, Value result) {
+  if (acc && acc.getType() != result.getType())
+    return op->emitOpError() << "accumulator " << acc.getType() << " must have the result's type "
+                             << result.getType();
+  return success();
+}
+
 LogicalResult MatmulOp::verify() {
   if (getRole() && !getLayer())
     return emitOpError() << "a role needs the layer it belongs to";
+  if (failed(verifyAccumulator(*this, getAcc(), getResult())))
+    return failure();
   return verifyGemmShapes(*this, getA(), getB(), getTransposeA(), getTransposeB(), getResult());
 }
 
@@ -344,6 +354,8 @@ LogicalResult QMatmulOp::verify() {
                          << " and " << getB().getType();
   if (getRole() && !getLayer())
     return emitOpError() << "a role needs the layer it belongs to";
+  if (failed(verifyAccumulator(*this, getAcc(), getResult())))
+    return failure();
   FailureOr<std::pair<int64_t, int64_t>> mn =
       verifyGemmShapes(*this, getA(), getB(), getTransposeA(), getTransposeB(), getResult());
   if (failed(mn))

@@ -128,13 +128,19 @@ def Halo_MatmulOp : Halo_PureOp<"matmul"> {
   let description = [{
     op(a) is [M, K] (a stored [K, M] with `transpose_a`), op(b) is [K, N]. When the
     GEMM is one of a linear layer's three matmuls it carries `layer` and `role`,
-    which halo-place-rotations reads.
+    which halo-place-rotations reads. With the optional accumulator `acc` (same
+    type as the result; halo-accumulate-gemms adds it) the result is
+    acc + op(a) op(b), and halo-plan-memory gives the result acc's buffer, so
+    the GEMM adds into it in place (cuBLASLt's beta = 1).
     ```mlir
     %dx = halo.matmul %e, %w {layer = "model.layers.0.mlp.up_proj", role = #halo.role<bwd_input>}
         : (tensor<512x192xbf16>, tensor<192x64xbf16>) -> tensor<512x64xbf16>
+    %sum = halo.matmul %e2, %w2, %dx {layer = "model.layers.0.mlp.gate_proj", role = #halo.role<bwd_input>}
+        : (tensor<512x192xbf16>, tensor<192x64xbf16>, tensor<512x64xbf16>) -> tensor<512x64xbf16>
     ```
   }];
-  let arguments = (ins Halo_FloatTensor:$a, Halo_FloatTensor:$b, UnitAttr:$transpose_a,
+  let arguments = (ins Halo_FloatTensor:$a, Halo_FloatTensor:$b,
+                       Optional<Halo_FloatTensor>:$acc, UnitAttr:$transpose_a,
                        UnitAttr:$transpose_b, OptionalAttr<StrAttr>:$layer,
                        OptionalAttr<Halo_MatmulRoleAttr>:$role);
   let results = (outs Halo_FloatTensor:$result);
@@ -272,14 +278,16 @@ def Halo_QMatmulOp : Halo_PureOp<"qmatmul"> {
   let description = [{
     a and b are both f8E4M3FN or both i8. Each scale is 0-d (per tensor) or a
     vector over the operand's non-reduction dimension (M for a, N for b), so it
-    factors out of the sum and is applied in the epilogue.
+    factors out of the sum and is applied in the epilogue. The optional `acc`
+    works as halo.matmul's: result = acc + (op(a) op(b)) * scale_a * scale_b.
     ```mlir
     %y = halo.qmatmul %xq, %xs, %wq, %ws {transpose_b, layer = "model.layers.0.mlp.down_proj", role = #halo.role<fwd>}
         : (tensor<512x192xf8E4M3FN>, tensor<f32>, tensor<64x192xf8E4M3FN>, tensor<f32>) -> tensor<512x64xbf16>
     ```
   }];
   let arguments = (ins Halo_QTensor:$a, Halo_ScaleTensor:$scale_a, Halo_QTensor:$b,
-                       Halo_ScaleTensor:$scale_b, UnitAttr:$transpose_a, UnitAttr:$transpose_b,
+                       Halo_ScaleTensor:$scale_b, Optional<Halo_FloatTensor>:$acc,
+                       UnitAttr:$transpose_a, UnitAttr:$transpose_b,
                        OptionalAttr<StrAttr>:$layer, OptionalAttr<Halo_MatmulRoleAttr>:$role);
   let results = (outs Halo_FloatTensor:$result);
 }

@@ -449,6 +449,18 @@ Status CudaFunction::bindGemm(const cpu::Op &op, const std::string &fp8FastAccum
   g.bType = gemmType(info(op.operands[bIndex]).type);
   g.fastAccum = g.aType == GemmType::FP8E4M3 &&
                 (fp8FastAccum == "all" || (fp8FastAccum == "fwd" && op.attrs.role == "fwd"));
+  // The memory plan put the result in the accumulator's buffer: C += product.
+  if (std::optional<size_t> acc = cpu::accumulatorOperand(op)) {
+    StatusOr<CUdeviceptr> pacc = pointerFor(op.operands[*acc]);
+    if (!pacc.ok())
+      return pacc.status();
+    if (*pacc != *pc)
+      return Status::error(fmt::format(
+          "{}: the accumulator (value {}) and the result (value {}) must share a buffer; "
+          "recompile the program with this haloc",
+          cmd.what, op.operands[*acc], op.results[0]));
+    g.accumulate = true;
+  }
   out.commands.push_back(std::move(cmd));
   return Status::success();
 }

@@ -106,6 +106,22 @@ func.func @matmul_role_without_layer(%a: tensor<8x12xbf16>, %b: tensor<12x4xbf16
 
 // -----
 
+func.func @matmul_accumulator_type(%a: tensor<8x12xbf16>, %b: tensor<12x4xbf16>, %c: tensor<8x4xf32>) {
+  // expected-error @+1 {{accumulator 'tensor<8x4xf32>' must have the result's type 'tensor<8x4xbf16>'}}
+  %0 = halo.matmul %a, %b, %c : (tensor<8x12xbf16>, tensor<12x4xbf16>, tensor<8x4xf32>) -> tensor<8x4xbf16>
+  return
+}
+
+// -----
+
+func.func @qmatmul_accumulator_shape(%a: tensor<8x12xi8>, %b: tensor<4x12xi8>, %s: tensor<f32>, %c: tensor<4x8xbf16>) {
+  // expected-error @+1 {{accumulator 'tensor<4x8xbf16>' must have the result's type 'tensor<8x4xbf16>'}}
+  %0 = halo.qmatmul %a, %s, %b, %s, %c {transpose_b} : (tensor<8x12xi8>, tensor<f32>, tensor<4x12xi8>, tensor<f32>, tensor<4x8xbf16>) -> tensor<8x4xbf16>
+  return
+}
+
+// -----
+
 func.func @embedding_grad_tokens(%ids: tensor<8xi32>, %dy: tensor<6x12xf32>) {
   // expected-error @+1 {{dy 'tensor<6x12xf32>' and ids 'tensor<8xi32>' disagree on the token count}}
   %0 = halo.embedding_grad %ids, %dy : (tensor<8xi32>, tensor<6x12xf32>) -> tensor<16x12xf32>

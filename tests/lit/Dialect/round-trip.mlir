@@ -35,6 +35,9 @@ func.func @gradient_and_optimizer_ops(%ids: tensor<8xi32>, %x: tensor<8x12xbf16>
     %step: tensor<i32>) -> (tensor<12x12xf32>, tensor<12x12xf32>, tensor<12x12xf32>) {
   // CHECK: halo.matmul {{.*}} {layer = "l", role = #halo.role<bwd_input>, transpose_a}
   %dx = halo.matmul %wq, %wq {transpose_a, layer = "l", role = #halo.role<bwd_input>} : (tensor<12x12xbf16>, tensor<12x12xbf16>) -> tensor<12x12xbf16>
+  // CHECK: halo.matmul %{{[^,]+}}, %{{[^,]+}}, %{{[^ ]+}} {layer = "l", role = #halo.role<bwd_input>}
+  // CHECK-SAME: (tensor<12x12xbf16>, tensor<12x12xbf16>, tensor<12x12xbf16>) -> tensor<12x12xbf16>
+  %dx2 = halo.matmul %wq, %wq, %dx {layer = "l", role = #halo.role<bwd_input>} : (tensor<12x12xbf16>, tensor<12x12xbf16>, tensor<12x12xbf16>) -> tensor<12x12xbf16>
   // CHECK: halo.embedding_grad
   %de = halo.embedding_grad %ids, %x : (tensor<8xi32>, tensor<8x12xbf16>) -> tensor<16x12xf32>
   // CHECK: halo.rms_norm_grad

@@ -55,3 +55,38 @@ func.func @compute_copy(%p: tensor<4xf32>, %s: tensor<f32>, %i: tensor<i32>)
   %d = halo.cast %p : (tensor<4xf32>) -> tensor<4xbf16>
   return %np, %c, %d : tensor<4xf32>, tensor<4xbf16>, tensor<4xbf16>
 }
+
+// -----
+
+// Tests that an accumulating GEMM's result takes its accumulator's bytes and
+// keeps them alive to its own last use: %b cannot reuse %k's bytes.
+// CHECK-LABEL: func.func @accumulate
+// CHECK-SAME: attributes {halo.arena_bytes = 1536 : i64}
+func.func @accumulate(%e: tensor<16x16xbf16>, %w: tensor<16x16xbf16>) -> tensor<16x16xbf16> {
+  // CHECK: halo.matmul %arg0, %arg1 {halo.offsets = array<i64: 0>
+  %k = halo.matmul %e, %w {layer = "l.k", role = #halo.role<bwd_input>} : (tensor<16x16xbf16>, tensor<16x16xbf16>) -> tensor<16x16xbf16>
+  // CHECK: halo.matmul %arg0, %arg1, %{{.*}} {halo.offsets = array<i64: 0>
+  %q = halo.matmul %e, %w, %k {layer = "l.q", role = #halo.role<bwd_input>} : (tensor<16x16xbf16>, tensor<16x16xbf16>, tensor<16x16xbf16>) -> tensor<16x16xbf16>
+  // CHECK: halo.silu %{{.*}} {halo.offsets = array<i64: 512>}
+  %b = halo.silu %q : (tensor<16x16xbf16>) -> tensor<16x16xbf16>
+  %c = halo.add %b, %q : (tensor<16x16xbf16>, tensor<16x16xbf16>) -> tensor<16x16xbf16>
+  return %c : tensor<16x16xbf16>
+}
+
+// -----
+
+func.func @accumulator_read_later(%e: tensor<16x16xbf16>, %w: tensor<16x16xbf16>) -> tensor<16x16xbf16> {
+  %k = halo.matmul %e, %w {layer = "l.k", role = #halo.role<bwd_input>} : (tensor<16x16xbf16>, tensor<16x16xbf16>) -> tensor<16x16xbf16>
+  // expected-error @+1 {{halo-plan-memory: the accumulator is read after the GEMM that overwrites it}}
+  %q = halo.matmul %e, %w, %k {layer = "l.q", role = #halo.role<bwd_input>} : (tensor<16x16xbf16>, tensor<16x16xbf16>, tensor<16x16xbf16>) -> tensor<16x16xbf16>
+  %c = halo.add %k, %q : (tensor<16x16xbf16>, tensor<16x16xbf16>) -> tensor<16x16xbf16>
+  return %c : tensor<16x16xbf16>
+}
+
+// -----
+
+func.func @accumulator_argument(%e: tensor<16x16xbf16>, %w: tensor<16x16xbf16>) -> tensor<16x16xbf16> {
+  // expected-error @+1 {{halo-plan-memory: the accumulator must be an intermediate result}}
+  %q = halo.matmul %e, %w, %e {layer = "l.q", role = #halo.role<bwd_input>} : (tensor<16x16xbf16>, tensor<16x16xbf16>, tensor<16x16xbf16>) -> tensor<16x16xbf16>
+  return %q : tensor<16x16xbf16>
+}

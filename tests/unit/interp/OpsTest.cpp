@@ -112,6 +112,35 @@ TEST(OpsTest, MatmulAllTransposes) {
     }
 }
 
+/// matmul with an accumulator: acc + product, rounded once to BF16 (not the
+/// product rounded, then the sum).
+TEST(OpsTest, MatmulAccumulatesRoundingOnce) {
+  const int64_t M = 3, N = 4, K = 5;
+  FunctionBuilder b;
+  int64_t a = b.plainInput("bf16", {M, K});
+  int64_t c = b.plainInput("bf16", {K, N});
+  int64_t acc = b.plainInput("bf16", {M, N});
+  b.plainOutput(b.op("matmul", {a, c, acc}, "bf16", {M, N},
+                     {{"layer", "l"}, {"role", "bwd_input"}}));
+  Tensor<float> A = randomTensor<float>(ElementType::BF16, {M, K}, 7);
+  Tensor<float> B = randomTensor<float>(ElementType::BF16, {K, N}, 8);
+  Tensor<float> C = randomTensor<float>(ElementType::BF16, {M, N}, 9);
+  for (Tensor<float> *t : {&A, &B, &C}) // BF16 values, as the interpreter reads them
+    for (float &x : t->data)
+      x = numerics::roundToBF16(x);
+  auto out = runOk<float>(b.parse(), {A, B, C});
+  std::vector<float> P(M * N);
+  matmul(A.data.data(), B.data.data(), P.data(), M, N, K, false, false);
+  int roundedTwiceDiffers = 0;
+  for (int64_t e = 0; e < M * N; ++e) {
+    float once = numerics::roundToBF16(P[e] + C.data[e]);
+    EXPECT_EQ(out[0].data[e], once) << e;
+    roundedTwiceDiffers += numerics::roundToBF16(numerics::roundToBF16(P[e]) + C.data[e]) != once;
+  }
+  // Otherwise the test could not tell the two roundings apart.
+  EXPECT_GT(roundedTwiceDiffers, 0);
+}
+
 TEST(OpsTest, RopeAndInverse) {
   FunctionBuilder b;
   int64_t x = b.plainInput("f32", {8, 8});

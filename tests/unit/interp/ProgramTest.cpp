@@ -220,6 +220,34 @@ TEST_F(ProgramTest, OperandAndResultCounts) {
   FunctionBuilder b = trainStep();
   b.opN("global_norm", {}, {{"f32", {}}});
   EXPECT_CONTAINS(loadError(b.build()), "has 0 operands, expected at least 1");
+  // A GEMM takes an optional accumulator, nothing more.
+  FunctionBuilder m = trainStep();
+  int64_t a = m.plainInput("f32", {4, 3});
+  m.op("matmul", {a, a, a, a}, "f32", {4, 3});
+  EXPECT_CONTAINS(loadError(m.build()), "has 4 operands, expected 2 to 3");
+}
+
+TEST_F(ProgramTest, GemmAccumulatorShapeAndType) {
+  FunctionBuilder m = trainStep();
+  int64_t a = m.plainInput("f32", {4, 3});
+  int64_t c = m.plainInput("f32", {3, 5});
+  int64_t wrongShape = m.plainInput("f32", {5, 4});
+  m.op("matmul", {a, c, wrongShape}, "f32", {4, 5});
+  EXPECT_CONTAINS(loadError(m.build()), "expected [4, 5] (the accumulator is [M, N]");
+
+  FunctionBuilder t = trainStep();
+  int64_t ta = t.plainInput("bf16", {4, 3});
+  int64_t tc = t.plainInput("bf16", {3, 5});
+  int64_t wrongType = t.plainInput("f32", {4, 5});
+  t.op("matmul", {ta, tc, wrongType}, "bf16", {4, 5});
+  EXPECT_CONTAINS(loadError(t.build()), "the accumulator is f32 but the result is bf16");
+
+  FunctionBuilder q = trainStep();
+  int64_t qa = q.plainInput("i8", {4, 8});
+  int64_t qs = q.plainInput("f32", {});
+  int64_t ids = q.plainInput("i32", {4, 2});
+  q.op("qmatmul", {qa, qs, qa, qs, ids}, "f32", {4, 4}, {{"transpose_b", true}});
+  EXPECT_CONTAINS(loadError(q.build()), "operand 4 (value 9) is i32, expected bf16 or f32");
 }
 
 TEST_F(ProgramTest, ShapeMismatch) {

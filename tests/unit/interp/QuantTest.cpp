@@ -130,6 +130,26 @@ void checkQMatmul(const char *type, QuantFormat format) {
     }
 }
 
+/// qmatmul with an accumulator adds it after the scales.
+TEST(QuantTest, QMatmulAccumulatorAddsAfterTheScales) {
+  const int64_t M = 2, N = 2, K = 4;
+  FunctionBuilder b;
+  int64_t qa = b.plainInput("i8", {M, K});
+  int64_t sa = b.plainInput("f32", {});
+  int64_t qb = b.plainInput("i8", {N, K});
+  int64_t sb = b.plainInput("f32", {});
+  int64_t acc = b.plainInput("f32", {M, N});
+  b.plainOutput(b.op("qmatmul", {qa, sa, qb, sb, acc}, "f32", {M, N},
+                     {{"transpose_b", true}, {"layer", "x"}, {"role", "bwd_input"}}));
+  Tensor<float> A{ElementType::I8, {M, K}, {1, 2, 3, 4, -1, 0, 1, 0}};
+  Tensor<float> B{ElementType::I8, {N, K}, {1, 1, 1, 1, 2, 0, 0, -2}};
+  Tensor<float> Sa{ElementType::F32, {}, {0.5f}}, Sb{ElementType::F32, {}, {0.25f}};
+  Tensor<float> C{ElementType::F32, {M, N}, {100, 200, 300, 400}};
+  auto out = runOk<float>(b.parse(), {A, Sa, B, Sb, C});
+  // Products 10, -6 / 0, -2, scaled by 0.125.
+  EXPECT_EQ(out[0].data, (std::vector<float>{101.25f, 199.25f, 300.0f, 399.75f}));
+}
+
 TEST(QuantTest, QMatmulFp8RowColScales) {
   checkQMatmul("f8E4M3FN", QuantFormat::FP8E4M3);
 }
