@@ -152,6 +152,22 @@ Group leftPlainPair(QuantizeOp q) {
   return {};
 }
 
+/// The right hadamard (BF16) that defines `v` when every reader of its result
+/// is in `g` (same block), else null. The group's kernel then rotates the rows
+/// itself (hadamardKernel's swigluGrad, which takes every shape the plain
+/// right rotation takes).
+HadamardOp rightRotationReadOnlyBy(Value v, const Group &g) {
+  auto h = v.getDefiningOp<HadamardOp>();
+  if (!h || h.getSide() != HadamardSide::right || h->getBlock() != g.front()->getBlock())
+    return {};
+  if (!cast<RankedTensorType>(h.getType()).getElementType().isBF16())
+    return {};
+  for (Operation *user : h->getUsers())
+    if (!llvm::is_contained(g, user))
+      return {};
+  return h;
+}
+
 /// Moves the ops of `g` (one block) up to its earliest, keeping their order,
 /// so that the group's kernel comes before every reader of its results. Legal
 /// when the operands from outside the group dominate the earliest op.
@@ -253,7 +269,15 @@ void fuseFunction(func::FuncOp func) {
               g.push_back(sib);
               break;
             }
-        groups.push_back({g, "swiglu_grad"});
+        // HALO-1/2: dy is down_proj's input gradient un-rotated on the right
+        // (x H^T over FFN). When only this group reads it, the kernel rotates
+        // each row itself and dy never reaches memory.
+        if (HadamardOp h = rightRotationReadOnlyBy(dSilu.getLhs(), g)) {
+          g.insert(g.begin(), h);
+          groups.push_back({g, "hadamard_swiglu_grad"});
+        } else {
+          groups.push_back({g, "swiglu_grad"});
+        }
       }
     }
     if (auto ceg = dyn_cast<CrossEntropyGradOp>(op))

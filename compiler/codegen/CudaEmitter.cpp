@@ -183,7 +183,9 @@ LogicalResult emitKernel(exec::KernelOp kernel, int targetSm,
   StringRef kind = kernel.getKind();
   if (kind == "hadamard_quantize" || kind == "quantize" || kind == "hadamard_quantize_plain")
     return emitHadamardQuantize(kernel, body, targetSm, parts);
-  if (kind == "hadamard") {
+  // hadamard_swiglu_grad: the SwiGLU backward on the rows of a right
+  // rotation that only it reads (halo-fuse), one generated kernel.
+  if (kind == "hadamard" || kind == "hadamard_swiglu_grad") {
     auto h = find<HadamardOp>(body);
     ck::HadamardParams p;
     p.targetSm = targetSm;
@@ -192,6 +194,7 @@ LogicalResult emitKernel(exec::KernelOp kernel, int targetSm,
     p.side = h.getSide() == HadamardSide::left ? ck::HadamardSide::Left : ck::HadamardSide::Right;
     p.transposed = h.getTransposed();
     p.input = p.output = elemOf(h.getX());
+    p.swigluGrad = kind == "hadamard_swiglu_grad";
     return add(kernel, parts, ck::hadamardKernel(p));
   }
   if (kind == "add_rms_norm" || kind == "rms_norm" || kind == "rms_norm_grad") {

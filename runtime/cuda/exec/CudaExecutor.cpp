@@ -581,8 +581,9 @@ Status CudaFunction::bindKernel(const cpu::ScheduleStep &s, const cpu::CudaKerne
     bind("g", silu->operands[0]);
     bind("u", mul->operands[mul->operands[0] == silu->results[0] ? 1 : 0]);
     bind("y", mul->results[0]);
-  } else if (kind == "swiglu_grad") {
-    // dsilu = dy * u feeds silu_grad(g, dsilu); du = dy * silu(g).
+  } else if (kind == "swiglu_grad" || kind == "hadamard_swiglu_grad") {
+    // dsilu = dy * u feeds silu_grad(g, dsilu); du = dy * silu(g). In
+    // hadamard_swiglu_grad dy is the kernel's own rotation of x (no buffer).
     const cpu::Op *sg = find(OpKind::SiluGrad);
     const cpu::Op *dsilu = nullptr, *du = nullptr;
     for (int n = 0; const cpu::Op *m = find(OpKind::Mul, n); ++n)
@@ -590,10 +591,18 @@ Status CudaFunction::bindKernel(const cpu::ScheduleStep &s, const cpu::CudaKerne
     if (!dsilu || !du)
       return Status::error(fmt::format("kernel {}: unexpected SwiGLU backward body", s.kernel));
     bind("g", sg->operands[0]);
-    bind("dy", dsilu->operands[0]);
     bind("u", dsilu->operands[1]);
     bind("dg", sg->results[0]);
     bind("du", du->results[0]);
+    if (kind == "swiglu_grad") {
+      bind("dy", dsilu->operands[0]);
+    } else {
+      const cpu::Op *h = find(OpKind::Hadamard);
+      if (!h || h->results[0] != dsilu->operands[0])
+        return Status::error(
+            fmt::format("kernel {}: expected a hadamard producing the SwiGLU's dy", s.kernel));
+      bind("x", h->operands[0]);
+    }
   } else if (kind == "cross_entropy") {
     const cpu::Op *ce = find(OpKind::CrossEntropy), *grad = find(OpKind::CrossEntropyGrad);
     bind("logits", ce->operands[0]);

@@ -54,9 +54,8 @@ int log2Exact(int64_t v) {
 }
 
 const char *elemName(ElemType t) { return t == ElemType::BF16 ? "kBF16" : "kF32"; }
-const char *elemCType(ElemType t) {
-  return t == ElemType::BF16 ? "__nv_bfloat16" : "float";
-}
+const char *kBf16 = "__nv_bfloat16";
+const char *elemCType(ElemType t) { return t == ElemType::BF16 ? kBf16 : "float"; }
 const char *fmtName(numerics::QuantFormat f) {
   return f == numerics::QuantFormat::FP8E4M3 ? "halo::kFP8" : "halo::kINT8";
 }
@@ -618,6 +617,9 @@ StatusOr<GeneratedKernel> hadamardKernel(const HadamardParams &p) {
   const std::string what = "hadamardKernel";
   if (p.rows < 1 || p.cols < 1)
     return invalid(what, "empty tensor");
+  if (p.swigluGrad && (p.side != HadamardSide::Right || p.input != ElemType::BF16 ||
+                       p.output != ElemType::BF16))
+    return invalid(what, "swigluGrad needs the right side with BF16 input and output");
   GeneratedKernel k;
   const std::string out = elemCType(p.output);
   const std::string outE = std::string("halo::") + elemName(p.output);
@@ -629,15 +631,28 @@ StatusOr<GeneratedKernel> hadamardKernel(const HadamardParams &p) {
     k.program = "halo_hr_" + str(p.rows) + "x" + str(p.cols) +
                 (p.transposed ? "_ht" : "") +
                 (p.input == ElemType::F32 ? "_if32" : "") +
-                (p.output == ElemType::F32 ? "_of32" : "") + (g.fast ? "_fast" : "");
+                (p.output == ElemType::F32 ? "_of32" : "") + (g.fast ? "_fast" : "") +
+                (p.swigluGrad ? "_swiglubw" : "");
     std::string w = signTable(static_cast<int>(g.K), !p.transposed);
+    const std::string ld = std::string("halo::LoadPlain<halo::") + elemName(p.input) + ">";
+    if (p.swigluGrad) {
+      // The rotated row is parked in the exchange buffer (no staging).
+      std::string b = std::string("const ") + kBf16 + "* __restrict__ ";
+      std::string params = b + "x, " + b + "g, " + b + "u, " + kBf16 + "* __restrict__ dg, " +
+                           kBf16 + "* __restrict__ du";
+      w += entry(k.program, "_swiglu_bwd", g.threads, params,
+                 "  halo::swiglu_bwd_rows<" + rowType(g, true) + ">(" + ld + "{x}, " +
+                     floatLiteral(inverseSqrt(p.cols)) + ", g, u, dg, du);\n");
+      k.launches.push_back({k.program + "_swiglu_bwd", {static_cast<unsigned>(p.rows), 1, 1},
+                            {g.threads, 1, 1}, rowSmem(g, 0), params});
+      k.source = assemble(k.program, {"hadamard_rows.cuh", "elementwise.cuh"}, w);
+      return k;
+    }
     std::string params = std::string("const ") + elemCType(p.input) +
                          "* __restrict__ x, " + out + "* __restrict__ y";
     w += entry(k.program, "_rot", g.threads, params,
-               "  halo::had_store<" + rowType(g, true) + ", halo::LoadPlain<halo::" +
-                   elemName(p.input) + ">, " + outE + ">(halo::LoadPlain<halo::" +
-                   elemName(p.input) + ">{x}, " +
-                   floatLiteral(inverseSqrt(p.cols)) + ", y);\n");
+               "  halo::had_store<" + rowType(g, true) + ", " + ld + ", " + outE + ">(" + ld +
+                   "{x}, " + floatLiteral(inverseSqrt(p.cols)) + ", y);\n");
     int64_t outBytes = p.output == ElemType::F32 ? 4 : 2;
     k.launches.push_back({k.program + "_rot", {static_cast<unsigned>(p.rows), 1, 1},
                           {g.threads, 1, 1}, rowSmem(g, p.cols * outBytes), params});
@@ -694,7 +709,6 @@ unsigned rowThreads(int64_t dim) {
   int64_t chunks = dim / 8;
   return static_cast<unsigned>(chunks >= 256 ? 256 : roundUp(chunks, 32));
 }
-const char *kBf16 = "__nv_bfloat16";
 } // namespace
 
 StatusOr<GeneratedKernel> rmsNormForwardKernel(const RmsNormParams &p) {

@@ -176,6 +176,12 @@ bool plainTransposedFits(const HadamardQuantizeParams &p);
 
 /// y = x H / x H^T (Right) or H x / H^T x (Left), x and y [rows, cols].
 /// Right: <p>_rot(x, y), one block per row.
+/// Right with swigluGrad (BF16 in and out): SwiGLU's backward on dy = y, which
+/// never reaches memory (halo-fuse's hadamard_swiglu_grad: down_proj's input
+/// gradient un-rotated inside the SwiGLU backward),
+///   <p>_swiglu_bwd(x, g, u, dg, du), g, u, dg, du [rows, cols] BF16,
+/// one block per row: y bit-identical to <p>_rot's, then swigluBackwardKernel's
+/// arithmetic. Takes every shape the plain right rotation takes.
 /// Left: <p>_rot(x, y) when one pass suffices, <p>_rot(x, y, unsigned* ws)
 /// for the cluster form (targetSm >= 90, as for hadamardQuantizeKernel), else
 /// <p>_pass1(x, float* tmp) then <p>_rot(tmp, y) (tmp: scratchBytes, FP32).
@@ -190,6 +196,8 @@ struct HadamardParams {
   HadamardOrder order = HadamardOrder::Exact;
   /// As HadamardQuantizeParams::targetSm.
   int targetSm = 0;
+  /// Right side, BF16: the SwiGLU backward on the rotated rows (see above).
+  bool swigluGrad = false;
 };
 StatusOr<GeneratedKernel> hadamardKernel(const HadamardParams &);
 

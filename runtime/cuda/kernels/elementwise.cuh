@@ -71,7 +71,8 @@ __device__ __forceinline__ void rope(const bf16 *q, const bf16 *k, bf16 *qo,
 
 // ---------------------------------------------------------------------------
 // SwiGLU: y = silu(g) * u; backward dg = dy * u * s * (1 + g (1 - s)),
-// du = dy * silu(g), s = sigmoid(g). N % 8 == 0.
+// du = dy * silu(g), s = sigmoid(g). N % 8 == 0. swiglu_bwd_rows: the
+// backward on a dy that arrives rotated (needs hadamard_rows.cuh).
 
 template <size_t N>
 __device__ __forceinline__ void swiglu_fwd(const bf16 *g, const bf16 *u,
@@ -88,24 +89,68 @@ __device__ __forceinline__ void swiglu_fwd(const bf16 *g, const bf16 *u,
   }
 }
 
+/// The backward of 8 elements at offset off (shared by swiglu_bwd and
+/// swiglu_bwd_rows, so both round alike).
+__device__ __forceinline__ void swiglu_bwd8(const bf16 *g, const bf16 *u,
+                                            const float *dv, size_t off,
+                                            bf16 *dg, bf16 *du) {
+  float gv[8], uv[8], og[8], ou[8];
+  Elem<kBF16>::load8(g + off, gv);
+  Elem<kBF16>::load8(u + off, uv);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const float s = sigmoidf_(gv[i]);
+    ou[i] = dv[i] * (gv[i] * s);
+    og[i] = dv[i] * uv[i] * s * (1.0f + gv[i] * (1.0f - s));
+  }
+  store8_bf16(dg + off, og);
+  store8_bf16(du + off, ou);
+}
+
 template <size_t N>
 __device__ __forceinline__ void swiglu_bwd(const bf16 *g, const bf16 *u,
                                            const bf16 *dy, bf16 *dg,
                                            bf16 *du) {
   for (size_t v = (size_t)blockIdx.x * blockDim.x + threadIdx.x; v < N / 8;
        v += (size_t)gridDim.x * blockDim.x) {
-    float gv[8], uv[8], dv[8], og[8], ou[8];
-    Elem<kBF16>::load8(g + v * 8, gv);
-    Elem<kBF16>::load8(u + v * 8, uv);
+    float dv[8];
     Elem<kBF16>::load8(dy + v * 8, dv);
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      const float s = sigmoidf_(gv[i]);
-      ou[i] = dv[i] * (gv[i] * s);
-      og[i] = dv[i] * uv[i] * s * (1.0f + gv[i] * (1.0f - s));
-    }
-    store8_bf16(dg + v * 8, og);
-    store8_bf16(du + v * 8, ou);
+    swiglu_bwd8(g, u, dv, v * 8, dg, du);
+  }
+}
+
+/// swiglu_bwd on dy = bf16(x H) (or x H^T), x read through LOAD (LoadPlain
+/// of BF16): the right un-rotation of the down_proj input gradient that
+/// halo-fuse puts into this kernel. One row per block, rotated by RH (a
+/// RowHadamard / RowWide of hadamard_rows.cuh: the FP32 operations of the
+/// standalone rotation, had_store, so dy is bit-identical to its output),
+/// rounded to BF16 as that kernel stores it, parked in shared memory and read
+/// back 8 contiguous elements at a time for 16-byte loads of g, u and stores
+/// of dg, du. dy never reaches memory.
+template <class RH, class LOAD>
+__device__ __forceinline__ void swiglu_bwd_rows(const LOAD &ld, float scale_h,
+                                                const bf16 *g, const bf16 *u,
+                                                bf16 *dg, bf16 *du) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  constexpr int N = RH::N;
+  float *ibuf = reinterpret_cast<float *>(smem);
+  // Where row() leaves element i (adamw_rows' places): 4-aligned groups of
+  // elements stay contiguous there.
+  auto at = [](int i) { return RH::REG ? RH::slot(i) : N + i; };
+  const size_t r = blockIdx.x;
+  RH rh;
+  rh.row(ld, r, ibuf, scale_h, [&](float v, int i) {
+    // This thread's own element: no other thread reads it yet.
+    ibuf[at(i)] = __bfloat162float(__float2bfloat16_rn(v));
+  });
+  __syncthreads();
+  for (int c = threadIdx.x; c < N / 8; c += RH::kThreads) {
+    float dv[8];
+    const float4 lo = *reinterpret_cast<const float4 *>(ibuf + at(8 * c));
+    const float4 hi = *reinterpret_cast<const float4 *>(ibuf + at(8 * c + 4));
+    dv[0] = lo.x; dv[1] = lo.y; dv[2] = lo.z; dv[3] = lo.w;
+    dv[4] = hi.x; dv[5] = hi.y; dv[6] = hi.z; dv[7] = hi.w;
+    swiglu_bwd8(g, u, dv, r * N + 8 * c, dg, du);
   }
 }
 

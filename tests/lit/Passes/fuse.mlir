@@ -175,3 +175,42 @@ func.func @unrotate_in_adamw(%a: tensor<16x8xbf16>, %b: tensor<16x8xbf16>, %p: t
   %pb, %mb, %vb = halo.adamw %p, %gb, %p, %p, %lr, %step, %n {beta1 = 0.9, beta2 = 0.999, eps = 1.0e-8, weight_decay = 0.0} : (tensor<16x8xf32>, tensor<16x8xbf16>, tensor<16x8xf32>, tensor<16x8xf32>, tensor<f32>, tensor<i32>, tensor<f32>) -> (tensor<16x8xf32>, tensor<16x8xf32>, tensor<16x8xf32>)
   return %pa, %pb, %ga : tensor<16x8xf32>, tensor<16x8xf32>, tensor<16x8xbf16>
 }
+
+// -----
+
+// Tests that a right un-rotation read only by the SwiGLU backward (HALO-1/2's
+// down_proj input gradient) joins that kernel, kind hadamard_swiglu_grad,
+// which reads the rotated gradient, u and g and yields du and dg; a
+// rotation that is also returned, or a left one, keeps its own kernel.
+// CHECK-LABEL: func.func @unrotate_in_swiglu_grad
+func.func @unrotate_in_swiglu_grad(%e: tensor<8x64xbf16>, %g: tensor<8x64xbf16>, %u: tensor<8x64xbf16>)
+    -> (tensor<8x64xbf16>, tensor<8x64xbf16>, tensor<8x64xbf16>, tensor<8x64xbf16>, tensor<8x64xbf16>,
+        tensor<8x64xbf16>, tensor<8x64xbf16>, tensor<8x64xbf16>) {
+  // CHECK: %[[K:.+]]:2 = exec.kernel "halo_hadamard_swiglu_grad_8x64_{{[0-9a-f]+}}" kind "hadamard_swiglu_grad"(%arg0, %arg2, %arg1)
+  // CHECK-NEXT: ^bb0(%[[E:.+]]: tensor<8x64xbf16>, %[[U:.+]]: tensor<8x64xbf16>, %[[G:.+]]: tensor<8x64xbf16>):
+  // CHECK-NEXT: %[[DY:.+]] = halo.hadamard %[[E]] {side = #halo.side<right>, transposed}
+  // CHECK-NEXT: %[[DS:.+]] = halo.mul %[[DY]], %[[U]]
+  // CHECK-NEXT: %[[S:.+]] = halo.silu %[[G]]
+  // CHECK-NEXT: %[[DU:.+]] = halo.mul %[[DY]], %[[S]]
+  // CHECK-NEXT: %[[DG:.+]] = halo.silu_grad %[[G]], %[[DS]]
+  // CHECK-NEXT: exec.yield %[[DU]], %[[DG]]
+  %s = halo.silu %g : (tensor<8x64xbf16>) -> tensor<8x64xbf16>
+  %dy = halo.hadamard %e {side = #halo.side<right>, transposed} : (tensor<8x64xbf16>) -> tensor<8x64xbf16>
+  %ds = halo.mul %dy, %u : (tensor<8x64xbf16>, tensor<8x64xbf16>) -> tensor<8x64xbf16>
+  %du = halo.mul %dy, %s : (tensor<8x64xbf16>, tensor<8x64xbf16>) -> tensor<8x64xbf16>
+  %dg = halo.silu_grad %g, %ds : (tensor<8x64xbf16>, tensor<8x64xbf16>) -> tensor<8x64xbf16>
+  // CHECK: %[[H2:.+]] = exec.kernel "{{.*}}" kind "hadamard"(%arg0)
+  // CHECK: exec.kernel "halo_swiglu_grad_8x64_{{[0-9a-f]+}}" kind "swiglu_grad"(%[[H2]], %arg2, %arg1)
+  %dy2 = halo.hadamard %e {side = #halo.side<right>} : (tensor<8x64xbf16>) -> tensor<8x64xbf16>
+  %ds2 = halo.mul %dy2, %u : (tensor<8x64xbf16>, tensor<8x64xbf16>) -> tensor<8x64xbf16>
+  %du2 = halo.mul %dy2, %s : (tensor<8x64xbf16>, tensor<8x64xbf16>) -> tensor<8x64xbf16>
+  %dg2 = halo.silu_grad %g, %ds2 : (tensor<8x64xbf16>, tensor<8x64xbf16>) -> tensor<8x64xbf16>
+  // CHECK: %[[H3:.+]] = exec.kernel "{{.*}}" kind "hadamard"(%arg1)
+  // CHECK: exec.kernel "halo_swiglu_grad_8x64_{{[0-9a-f]+}}" kind "swiglu_grad"(%[[H3]], %arg2, %arg1)
+  %dy3 = halo.hadamard %g {side = #halo.side<left>, transposed} : (tensor<8x64xbf16>) -> tensor<8x64xbf16>
+  %ds3 = halo.mul %dy3, %u : (tensor<8x64xbf16>, tensor<8x64xbf16>) -> tensor<8x64xbf16>
+  %du3 = halo.mul %dy3, %s : (tensor<8x64xbf16>, tensor<8x64xbf16>) -> tensor<8x64xbf16>
+  %dg3 = halo.silu_grad %g, %ds3 : (tensor<8x64xbf16>, tensor<8x64xbf16>) -> tensor<8x64xbf16>
+  // CHECK: return %[[K]]#1, %[[K]]#0,
+  return %dg, %du, %dg2, %du2, %dy2, %dg3, %du3, %s : tensor<8x64xbf16>, tensor<8x64xbf16>, tensor<8x64xbf16>, tensor<8x64xbf16>, tensor<8x64xbf16>, tensor<8x64xbf16>, tensor<8x64xbf16>, tensor<8x64xbf16>
+}

@@ -22,6 +22,7 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <tuple>
 
 using namespace halo;
 
@@ -105,6 +106,38 @@ TEST(CudaEmit, LeftAndPlainQuantizersOfOneEShareAKernel) {
     }
     EXPECT_EQ(pairs, 3u) << model;
   }
+}
+
+// Tests that at HALO-1/2 the SwiGLU backward un-rotates down_proj's input
+// gradient itself: one generated part (hadamardKernel's swigluGrad, one
+// _swiglu_bwd launch over rows of FFN), and no plain right rotation of
+// [T, FFN] is left; HALO-0 keeps the plain SwiGLU backward. Llama-3-8B's FFN
+// is 14336 (K = 28), the tiny model's 192 (K = 12).
+TEST(CudaEmit, SwigluBackwardUnrotatesItsGradient) {
+  for (auto [model, rows, ffn] : {std::tuple{"tiny.json", 512, 192},
+                                  {"llama-3-8b.json", 8192, 14336}})
+    for (int level : {0, 1, 2}) {
+      const std::string shape = std::to_string(rows) + "x" + std::to_string(ffn);
+      size_t fused = 0, plain = 0;
+      for (const EmittedKernel &k : emit(model, level, frontend::Precision::FP8)) {
+        if (k.kind == "swiglu_grad")
+          ++plain;
+        if (k.kind == "hadamard") {
+          for (const cuda::kernels::GeneratedKernel &g : k.parts)
+            EXPECT_NE(g.program.rfind("halo_hr_" + shape, 0), 0u) << model << " " << g.program;
+        }
+        if (k.kind != "hadamard_swiglu_grad")
+          continue;
+        ++fused;
+        ASSERT_EQ(k.parts.size(), 1u) << k.name;
+        EXPECT_EQ(k.parts[0].program, "halo_hr_" + shape + "_ht_swiglubw");
+        ASSERT_EQ(k.parts[0].launches.size(), 1u);
+        EXPECT_EQ(k.parts[0].launches[0].entry, k.parts[0].program + "_swiglu_bwd");
+        EXPECT_EQ(k.parts[0].launches[0].grid.x, unsigned(rows));
+      }
+      EXPECT_EQ(fused, level > 0 ? 1u : 0u) << model << " HALO-" << level;
+      EXPECT_EQ(plain, level > 0 ? 0u : 1u) << model << " HALO-" << level;
+    }
 }
 
 // Tests that a kernel kind without a generator is a clear error, not a crash.

@@ -244,6 +244,58 @@ TEST(Generator, AdamWRowsUnrotateTheGradient) {
   EXPECT_FALSE(adamwKernel(p).ok());
 }
 
+// The SwiGLU backward on right-rotated rows (hadamard_swiglu_grad): the right
+// rotation's row geometry and sign table, one block per row, the rotated row
+// parked in the exchange buffer (no staging: less shared memory than the plain
+// rotation), BF16 only, and the same shape errors as the plain rotation.
+TEST(Generator, HadamardSwigluGradRows) {
+  HadamardParams p;
+  p.rows = 8192;
+  p.cols = 14336;
+  p.transposed = true;
+  auto plain = hadamardKernel(p);
+  p.swigluGrad = true;
+  auto k = hadamardKernel(p);
+  ASSERT_TRUE(plain.ok() && k.ok()) << k.status().message();
+  ASSERT_EQ(k->launches.size(), 1u);
+  const LaunchSpec &l = k->launches[0];
+  EXPECT_EQ(l.entry, k->program + "_swiglu_bwd");
+  EXPECT_NE(k->program, plain->program);
+  EXPECT_EQ(l.grid.x, 8192u);
+  EXPECT_EQ(l.block.x, plain->launches[0].block.x);
+  EXPECT_EQ(l.block.x, 256u);
+  EXPECT_EQ(l.sharedBytes, 14336u * 4 + 128);
+  EXPECT_LT(l.sharedBytes, plain->launches[0].sharedBytes);
+  EXPECT_EQ(l.signature, "const __nv_bfloat16* __restrict__ x, const __nv_bfloat16* __restrict__ g, "
+                         "const __nv_bfloat16* __restrict__ u, __nv_bfloat16* __restrict__ dg, "
+                         "__nv_bfloat16* __restrict__ du");
+  EXPECT_NE(k->source.find("halo::swiglu_bwd_rows<halo::RowHadamard<halo_gen::HK, 28, 512, 256, "
+                           "true, false>>(halo::LoadPlain<halo::kBF16>{x}, 0x1.11aceep-7f, "
+                           "g, u, dg, du);"),
+            std::string::npos);
+  EXPECT_EQ(k->workspaceBytes, 0u);
+  EXPECT_EQ(k->scratchBytes, 0u);
+  expectSignTable(k->source, 28, false); // x H^T
+  p.cols = 4096; // K = 1: RowWide, as the plain rotation
+  k = hadamardKernel(p);
+  ASSERT_TRUE(k.ok()) << k.status().message();
+  EXPECT_EQ(k->launches[0].block.x, 64u);
+  EXPECT_NE(k->source.find("halo::swiglu_bwd_rows<halo::RowWide<4096, 64>"), std::string::npos);
+  p.output = ElemType::F32;
+  k = hadamardKernel(p);
+  ASSERT_FALSE(k.ok());
+  EXPECT_NE(k.status().message().find("swigluGrad needs the right side with BF16"),
+            std::string::npos);
+  p.output = ElemType::BF16;
+  p.side = HadamardSide::Left;
+  EXPECT_FALSE(hadamardKernel(p).ok());
+  p.side = HadamardSide::Right;
+  p.cols = 4104; // no K * 2^k form: refused as by the plain rotation
+  k = hadamardKernel(p);
+  ASSERT_FALSE(k.ok());
+  EXPECT_NE(k.status().message().find("no Hadamard matrix of size 4104"), std::string::npos);
+}
+
 // BF16 weights are the compute copy: a kernel that would also write one is
 // refused; without it the parameter is a bf16 pointer.
 TEST(Generator, AdamWOnBf16Weights) {

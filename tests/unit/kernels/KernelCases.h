@@ -118,6 +118,10 @@ inline std::vector<KernelCase> kernelCases(const ModelShape &m) {
     p.cols = n;
     p.transposed = true;
     had("h_right_ht_" + std::to_string(n), p);
+    // HALO-1/2's un-rotation of down_proj's input gradient inside the SwiGLU
+    // backward (rows of FFN, K = 28 at Llama-3-8B; of hidden: RowWide there).
+    p.swigluGrad = true;
+    had("h_right_swiglu_bwd_" + std::to_string(n), p);
   }
   {
     HadamardParams p;

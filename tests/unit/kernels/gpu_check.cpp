@@ -409,6 +409,11 @@ public:
   void rmsNorm(size_t rows, size_t dim, bool timing);
   void rope(size_t tokens, size_t seq, size_t h, size_t kv, size_t hd, bool timing);
   void swiglu(size_t n);
+  /// SwiGLU's backward on right-rotated rows (hadamardKernel's swigluGrad,
+  /// dy = bf16(x H^T)) against numerics::hadamardRows + the oracle's SwiGLU
+  /// ops, and bit for bit against the two kernels apart (hadamard, then
+  /// swiglu_bwd), which it is timed against.
+  void hadamardSwigluGrad(size_t rows, size_t cols, bool timing);
   void embedding(size_t tokens, size_t vocab, size_t dim, bool timing);
   void crossEntropy(size_t tokens, size_t vocab);
   void norms(size_t n);
@@ -1037,6 +1042,103 @@ void Checker::swiglu(size_t n) {
   rep_.result(name + "_bwd", b && c, "dg " + s2 + "; du " + s3);
 }
 
+void Checker::hadamardSwigluGrad(size_t rows, size_t cols, bool timing) {
+  std::string name = "hadamard_swiglu_grad_" + std::to_string(rows) + "x" + std::to_string(cols);
+  if (!wanted(name))
+    return;
+  const size_t n = rows * cols;
+  HadamardParams p;
+  p.rows = static_cast<int64_t>(rows);
+  p.cols = static_cast<int64_t>(cols);
+  p.transposed = true;
+  auto lh = get(hadamardKernel(p));
+  p.swigluGrad = true;
+  auto l = get(hadamardKernel(p));
+  auto lb = get(swigluBackwardKernel(static_cast<int64_t>(n)));
+  // x: the rotated gradient (outlier channels); g: on even rows 128, where
+  // sigmoid(g) is exactly 1 in FP32 (exp(-128) underflows), so that du =
+  // 128 dy and dg = bf16(dy u) exactly, in the kernel's arithmetic and in the
+  // oracle's alike: there the rotated dy is compared bit for bit.
+  std::vector<float> x = randomBf16(rows, cols, 41 + cols, 1.0f, 2);
+  std::vector<float> g = randomBf16(rows, cols, 42, 2.0f), u = randomBf16(rows, cols, 43);
+  for (size_t r = 0; r < rows; r += 2)
+    std::fill(g.begin() + r * cols, g.begin() + (r + 1) * cols, 128.0f);
+  Buf dx = upload(gpu_, toBf16(x)), dgate = upload(gpu_, toBf16(g)), dup = upload(gpu_, toBf16(u));
+  Buf og = alloc(gpu_, n * 2), ou = alloc(gpu_, n * 2);
+  Buf y = alloc(gpu_, n * 2), og2 = alloc(gpu_, n * 2), ou2 = alloc(gpu_, n * 2);
+  auto fused = [&] {
+    check(launch(gpu_, *l, 0,
+                 Args().ptr(dx.p()).ptr(dgate.p()).ptr(dup.p()).ptr(og.p()).ptr(ou.p())));
+  };
+  auto apart = [&] {
+    check(launch(gpu_, *lh, 0, Args().ptr(dx.p()).ptr(y.p())));
+    check(launch(gpu_, *lb, 0,
+                 Args().ptr(dgate.p()).ptr(dup.p()).ptr(y.p()).ptr(og2.p()).ptr(ou2.p())));
+  };
+  fused();
+  apart();
+  check(gpu_.ctx->synchronize());
+  // The oracle: halo.hadamard's BF16 output, then the kernel body's mul,
+  // silu, mul, silu_grad, each rounded to BF16 as the interpreter does.
+  std::vector<float> dy = x;
+  numerics::hadamardRows(dy.data(), p.rows, p.cols, true);
+  for (float &v : dy)
+    v = numerics::roundToBF16(v);
+  const int64_t ni = static_cast<int64_t>(n);
+  std::vector<float> ds(n), sg(n), wdu(n), wdg(n);
+  auto round = [](std::vector<float> &v) {
+    for (float &e : v)
+      e = numerics::roundToBF16(e);
+  };
+  cpu::mul(dy.data(), u.data(), ds.data(), ni);
+  round(ds);
+  cpu::silu(g.data(), sg.data(), ni);
+  round(sg);
+  cpu::mul(dy.data(), sg.data(), wdu.data(), ni);
+  round(wdu);
+  cpu::siluBackward(g.data(), ds.data(), wdg.data(), ni);
+  round(wdg);
+  const std::vector<uint16_t> gotG = download<uint16_t>(og, n), gotU = download<uint16_t>(ou, n);
+  const std::vector<uint16_t> apartG = download<uint16_t>(og2, n),
+                              apartU = download<uint16_t>(ou2, n), gotY = download<uint16_t>(y, n);
+  size_t vsApart = 0, badY = 0, badExact = 0;
+  for (size_t i = 0; i < n; ++i) {
+    vsApart += gotG[i] != apartG[i] || gotU[i] != apartU[i];
+    badY += gotY[i] != numerics::floatToBF16(dy[i]);
+    if ((i / cols) % 2 == 0)
+      badExact += gotG[i] != numerics::floatToBF16(wdg[i]) || gotU[i] != numerics::floatToBF16(wdu[i]);
+  }
+  bool okG, okU;
+  std::string sG = compareFloats(fromBf16(gotG), wdg, {1e-2, 8e-3}, okG);
+  std::string sU = compareFloats(fromBf16(gotU), wdu, {1e-2, 8e-3}, okU);
+  std::ostringstream d;
+  d << "rows with g = 128: " << badExact << "/" << n / 2
+    << " elements differ from the oracle (bit-exact expected); vs hadamard + swiglu_bwd apart: "
+    << vsApart << "/" << n << " differ (bit-exact expected; the rotation apart: " << badY
+    << " differ from the oracle); all rows, dg " << sG << ", du " << sU << " ("
+    << l->kernel.program << ")";
+  rep_.result(name, badExact == 0 && vsApart == 0 && badY == 0 && okG && okU, d.str());
+  if (timing) {
+    float copyBw = 0;
+    copyMs(n * 2, &copyBw);
+    float mf = timeMs(gpu_, fused), ma = timeMs(gpu_, apart);
+    float mh = timeMs(gpu_, [&] { check(launch(gpu_, *lh, 0, Args().ptr(dx.p()).ptr(y.p()))); });
+    float mb = timeMs(gpu_, [&] {
+      check(launch(gpu_, *lb, 0,
+                   Args().ptr(dgate.p()).ptr(dup.p()).ptr(y.p()).ptr(og2.p()).ptr(ou2.p())));
+    });
+    // Read x, g, u and write dg, du: 5 BF16 tensors (apart: 7).
+    const double moved = 5.0 * n * 2;
+    std::ostringstream t;
+    t << name << " (" << l->kernel.program << "): " << mf * 1e3 << " us = "
+      << 100.0 * (moved / (mf * 1e-3) / 1e9) / copyBw << "% of copy bandwidth " << copyBw
+      << " GB/s (5 BF16 tensors) vs " << ma * 1e3 << " us apart (hadamard " << mh * 1e3
+      << " + swiglu_bwd " << mb * 1e3 << " us; " << ma / mf << "x)";
+    rep_.log << "[TIME] " << t.str() << std::endl;
+    timings.push_back(t.str());
+  }
+}
+
 void Checker::embedding(size_t tokens, size_t vocab, size_t dim, bool timing) {
   std::string name = "embedding_" + std::to_string(tokens) + "_" + std::to_string(vocab) + "x" + std::to_string(dim);
   if (!wanted(name))
@@ -1605,6 +1707,11 @@ GpuCheckResult runGpuChecks(const GpuCheckOptions &options, std::ostream &log) {
   guard("rmsnorm", [&] { c.rmsNorm(512, 64, false); });
   guard("rope", [&] { c.rope(512, 64, 4, 2, 16, false); });
   guard("swiglu", [&] { c.swiglu(512 * 192); });
+  // Rows of 192 (K = 12) and 64, 4096 (RowWide), 576 (K = 36), 14336 (K = 28)
+  // and 11008 (K = 172: the K mix through shared memory).
+  for (auto [rows, cols] : {std::pair<size_t, size_t>{512, 192}, {512, 64}, {64, 4096}, {40, 576},
+                            {16, 14336}, {16, 11008}})
+    guard("hadamard swiglu grad", [&] { c.hadamardSwigluGrad(rows, cols, false); });
   guard("embedding", [&] { c.embedding(512, 256, 64, false); });
   guard("embedding", [&] { c.embedding(512, 5000, 72, false); }); // vocab segments
   guard("xent", [&] { c.crossEntropy(512, 256); });
@@ -1644,6 +1751,8 @@ GpuCheckResult runGpuChecks(const GpuCheckOptions &options, std::ostream &log) {
     guard("h 8b", [&] { c.hadamardPlain(8192, 4096, HadamardSide::Right, true, ElemType::BF16, ElemType::BF16, T); });
     guard("h 8b", [&] { c.hadamardPlain(8192, 14336, HadamardSide::Right, true, ElemType::BF16, ElemType::BF16, T); });
     guard("h 8b", [&] { c.hadamardPlain(8192, 4096, HadamardSide::Left, true, ElemType::BF16, ElemType::BF16, T); });
+    guard("hadamard swiglu grad 8b", [&] { c.hadamardSwigluGrad(8192, 14336, T); });
+    guard("hadamard swiglu grad 8b", [&] { c.hadamardSwigluGrad(8192, 4096, T); });
     guard("adamw rows 8b", [&] { c.adamwRows(4096, 14336, true, false, T); });
     guard("adamw rows 8b", [&] { c.adamwRows(14336, 4096, true, false, T); });
     guard("adamw rows 8b", [&] { c.adamwRows(4096, 4096, false, false, T); });
