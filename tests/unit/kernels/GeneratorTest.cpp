@@ -232,13 +232,15 @@ TEST(Generator, AdamWRowsUnrotateTheGradient) {
             std::string::npos);
   EXPECT_NE(k->program.find("_rows14336_ht"), std::string::npos);
   EXPECT_EQ(l.signature.find("gradOut"), std::string::npos);
-  p.rowLength = 4096; // K = 1: RowWide; G written too
+  p.rowLength = 4096; // K = 1: 256-thread RowHadamard, not RowWide; G written too
   p.elements = int64_t{14336} * 4096;
   p.writeGrad = true;
   k = adamwKernel(p);
   ASSERT_TRUE(k.ok()) << k.status().message();
   EXPECT_EQ(k->launches[0].grid.x, 14336u);
-  EXPECT_NE(k->source.find("halo::RowWide<4096, 64>"), std::string::npos);
+  EXPECT_EQ(k->launches[0].block.x, 256u);
+  EXPECT_EQ(k->source.find("halo::RowWide"), std::string::npos);
+  EXPECT_NE(k->source.find("halo::RowHadamard<halo_gen::HK, 1, 4096, 256"), std::string::npos);
   EXPECT_NE(k->launches[0].signature.find("gradOut"), std::string::npos);
   p.elements += 8; // not whole rows
   EXPECT_FALSE(adamwKernel(p).ok());
