@@ -154,8 +154,8 @@ Group leftPlainPair(QuantizeOp q) {
 
 /// The right hadamard (BF16) that defines `v` when every reader of its result
 /// is in `g` (same block), else null. The group's kernel then rotates the rows
-/// itself (hadamardKernel's swigluGrad, which takes every shape the plain
-/// right rotation takes).
+/// itself (hadamardKernel's swigluGrad, rmsNormBackwardKernel's rotateDy:
+/// both take every shape the plain right rotation takes).
 HadamardOp rightRotationReadOnlyBy(Value v, const Group &g) {
   auto h = v.getDefiningOp<HadamardOp>();
   if (!h || h.getSide() != HadamardSide::right || h->getBlock() != g.front()->getBlock())
@@ -240,11 +240,20 @@ void fuseFunction(func::FuncOp func) {
         groups.push_back({{a, n}, "add_rms_norm"});
     // The residual stream's gradient: rms_norm_grad's dx plus the gradient
     // around the block, summed in the backward kernel's pass (its dres).
+    // At HALO-1/2 its dy, the summed q/k/v or gate/up input gradient, is
+    // un-rotated on the right first; a rotation read by nothing else runs in
+    // the same kernel, row by row.
     if (auto a = dyn_cast<AddOp>(op))
       for (Value side : {a.getLhs(), a.getRhs()})
         if (auto g = side.getDefiningOp<RmsNormGradOp>();
             g && side == g.getDx() && side.hasOneUse()) {
-          groups.push_back({{g, a}, "rms_norm_grad"});
+          Group grp = {g, a};
+          if (HadamardOp h = rightRotationReadOnlyBy(g.getDy(), grp)) {
+            grp.insert(grp.begin(), h);
+            groups.push_back({grp, "hadamard_rms_norm_grad"});
+          } else {
+            groups.push_back({grp, "rms_norm_grad"});
+          }
           break;
         }
     if (auto m = dyn_cast<MulOp>(op)) {

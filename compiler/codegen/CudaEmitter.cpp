@@ -197,7 +197,8 @@ LogicalResult emitKernel(exec::KernelOp kernel, int targetSm,
     p.swigluGrad = kind == "hadamard_swiglu_grad";
     return add(kernel, parts, ck::hadamardKernel(p));
   }
-  if (kind == "add_rms_norm" || kind == "rms_norm" || kind == "rms_norm_grad") {
+  if (kind == "add_rms_norm" || kind == "rms_norm" || kind == "rms_norm_grad" ||
+      kind == "hadamard_rms_norm_grad") {
     ck::RmsNormParams p;
     if (auto n = find<RmsNormOp>(body)) {
       p = {dim(n.getX(), 0), dim(n.getX(), 1), n.getEps().convertToDouble(), kind == "add_rms_norm"};
@@ -206,6 +207,14 @@ LogicalResult emitKernel(exec::KernelOp kernel, int targetSm,
     auto g = find<RmsNormGradOp>(body);
     p = {dim(g.getX(), 0), dim(g.getX(), 1), g.getEps().convertToDouble(),
          static_cast<bool>(find<AddOp>(body))};
+    // hadamard_rms_norm_grad: dy's right un-rotation (halo-fuse) runs inside.
+    if (auto h = find<HadamardOp>(body)) {
+      if (h.getSide() != HadamardSide::right)
+        return kernel.emitError("CUDA emission of ")
+               << kernel.getName() << ": the RMSNorm backward un-rotates right hadamards only";
+      p.rotateDy = true;
+      p.transposed = h.getTransposed();
+    }
     return add(kernel, parts, ck::rmsNormBackwardKernel(p));
   }
   if (kind == "rope") {

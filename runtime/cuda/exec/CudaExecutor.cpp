@@ -547,11 +547,19 @@ Status CudaFunction::bindKernel(const cpu::ScheduleStep &s, const cpu::CudaKerne
     bind("h", add->results[0]);
     bind("w", norm->operands[1]);
     bind("y", norm->results[0]);
-  } else if (kind == "rms_norm_grad") {
+  } else if (kind == "rms_norm_grad" || kind == "hadamard_rms_norm_grad") {
     const cpu::Op *g = find(OpKind::RmsNormGrad), *add = find(OpKind::Add);
     bind("h", g->operands[0]);
     bind("w", g->operands[1]);
-    bind("dy", g->operands[2]);
+    if (kind == "rms_norm_grad") {
+      bind("dy", g->operands[2]);
+    } else { // dy is the kernel's own rotation of dyRot (no buffer)
+      const cpu::Op *h = find(OpKind::Hadamard);
+      if (!h || h->results[0] != g->operands[2])
+        return Status::error(
+            fmt::format("kernel {}: expected a hadamard producing the RMSNorm's dy", s.kernel));
+      bind("dyRot", h->operands[0]);
+    }
     bind("dw", g->results[1]);
     if (add) { // dx + dres in one pass
       bind("dres", add->operands[add->operands[0] == g->results[0] ? 1 : 0]);

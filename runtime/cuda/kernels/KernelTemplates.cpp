@@ -714,6 +714,8 @@ unsigned rowThreads(int64_t dim) {
 StatusOr<GeneratedKernel> rmsNormForwardKernel(const RmsNormParams &p) {
   const std::string what = "rmsNormForwardKernel";
   HALO_RETURN_IF_ERROR(checkRows(what, p.rows, p.dim));
+  if (p.rotateDy)
+    return invalid(what, "rotateDy is for the backward");
   GeneratedKernel k;
   k.program = "halo_rmsnorm_" + str(p.rows) + "x" + str(p.dim) +
               (p.residual ? "_res" : "");
@@ -737,17 +739,31 @@ StatusOr<GeneratedKernel> rmsNormBackwardKernel(const RmsNormParams &p) {
   HALO_RETURN_IF_ERROR(checkRows(what, p.rows, p.dim));
   GeneratedKernel k;
   k.program = "halo_rmsnormbw_" + str(p.rows) + "x" + str(p.dim) +
-              (p.residual ? "_res" : "");
+              (p.residual ? "_res" : "") +
+              (p.rotateDy ? (p.transposed ? "_rotht" : "_rot") : "");
   unsigned threads = rowThreads(p.dim);
   int64_t rpb = std::max<int64_t>(1, (p.rows + 255) / 256);
   int64_t nb = (p.rows + rpb - 1) / rpb;
   std::string b = std::string("const ") + kBf16 + "* __restrict__ ";
-  std::string params = b + "h, " + b + "w, " + b + "dy, " + b + "dres, " + kBf16 +
-                       "* __restrict__ dx, float* __restrict__ part";
-  std::string w = entry(
+  std::string params = b + "h, " + b + "w, " + b + (p.rotateDy ? "dyRot, " : "dy, ") + b +
+                       "dres, " + kBf16 + "* __restrict__ dx, float* __restrict__ part";
+  std::string w, dy = "halo::DyStored<" + str(p.dim) + ", " + std::to_string(threads) + ">{dy}";
+  unsigned smem = 0;
+  if (p.rotateDy) {
+    // RowHadamard (not RowWide) so that its threads and 8-element chunks are
+    // the backward's: rowGeometry picks rowThreads' count.
+    auto geo = rowGeometry(p.dim, true, what);
+    if (!geo.ok())
+      return geo.status();
+    w = signTable(static_cast<int>(geo->K), !p.transposed);
+    dy = "halo::DyRotated<" + rowType(*geo, true) + ", halo::LoadPlain<halo::kBF16>>{{dyRot}, " +
+         floatLiteral(inverseSqrt(p.dim)) + "}";
+    smem = static_cast<unsigned>(geo->bufFloats * 4);
+  }
+  w += entry(
       k.program, "_bwd", threads, params,
       "  halo::rmsnorm_bwd<" + str(p.dim) + ", " + std::to_string(threads) + ", " +
-          str(rpb) + ", " + (p.residual ? "true" : "false") + ">(h, w, dy, dres, " +
+          str(rpb) + ", " + (p.residual ? "true" : "false") + ">(h, w, " + dy + ", dres, " +
           floatLiteral(static_cast<float>(p.eps)) + ", " + str(p.rows) +
           ", dx, part);\n");
   std::string p2 = "const float* __restrict__ part, float* __restrict__ dw";
@@ -755,11 +771,12 @@ StatusOr<GeneratedKernel> rmsNormBackwardKernel(const RmsNormParams &p) {
              "  halo::rmsnorm_dw_reduce<" + str(p.dim) + ", " + str(nb) +
                  ">(part, dw);\n");
   k.launches.push_back({k.program + "_bwd", {static_cast<unsigned>(nb), 1, 1},
-                        {threads, 1, 1}, 0, params});
+                        {threads, 1, 1}, smem, params});
   k.launches.push_back({k.program + "_dw", {gridFor(p.dim, 32, 1 << 30), 1, 1},
                         {256, 1, 1}, 0, p2});
   k.scratchBytes = static_cast<size_t>(nb * p.dim * 4);
-  k.source = assemble(k.program, {"rmsnorm.cuh"}, w);
+  k.source = p.rotateDy ? assemble(k.program, {"hadamard_rows.cuh", "rmsnorm.cuh"}, w)
+                        : assemble(k.program, {"rmsnorm.cuh"}, w);
   return k;
 }
 

@@ -213,13 +213,23 @@ struct RmsNormParams {
   int64_t dim = 0;
   double eps = 1e-5;
   bool residual = false;
+  /// Backward only: dy arrives as dyRot with dy = bf16(dyRot H) (H^T when
+  /// transposed), the right un-rotation of HALO-1/2's summed q/k/v and
+  /// gate/up input gradients (halo-fuse's hadamard_rms_norm_grad), done row
+  /// by row in the kernel (see rmsNormBackwardKernel).
+  bool rotateDy = false;
+  bool transposed = false;
 };
 StatusOr<GeneratedKernel> rmsNormForwardKernel(const RmsNormParams &);
 
 /// <p>_bwd(h, w, dy, dres, dx, float* part) then <p>_dw(part, float* dw):
 /// dx = VJP (+ dres when residual: the gradient of the residual stream is
 /// added in the same pass; else dres is ignored), dw FP32 summed over rows
-/// deterministically; part is scratchBytes.
+/// deterministically; part is scratchBytes. With rotateDy the first launch is
+/// <p>_bwd(h, w, dyRot, dres, dx, part): each row of dyRot is rotated with
+/// the right hadamardKernel's FP32 operations and rounding (dy bit-identical
+/// to its output; never stored), in dynamic shared memory; every dim the
+/// right rotation takes.
 StatusOr<GeneratedKernel> rmsNormBackwardKernel(const RmsNormParams &);
 
 //===----------------------------------------------------------------------===//

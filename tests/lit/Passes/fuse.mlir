@@ -214,3 +214,30 @@ func.func @unrotate_in_swiglu_grad(%e: tensor<8x64xbf16>, %g: tensor<8x64xbf16>,
   // CHECK: return %[[K]]#1, %[[K]]#0,
   return %dg, %du, %dg2, %du2, %dy2, %dg3, %du3, %s : tensor<8x64xbf16>, tensor<8x64xbf16>, tensor<8x64xbf16>, tensor<8x64xbf16>, tensor<8x64xbf16>, tensor<8x64xbf16>, tensor<8x64xbf16>, tensor<8x64xbf16>
 }
+
+// -----
+
+// Tests that a right un-rotation read only by an RMSNorm backward whose dx
+// joins the residual stream's gradient (HALO-1/2's summed q/k/v and gate/up
+// input gradients) joins that kernel, kind hadamard_rms_norm_grad; a left
+// rotation keeps its own kernel.
+// CHECK-LABEL: func.func @unrotate_in_rms_norm_grad
+func.func @unrotate_in_rms_norm_grad(%h: tensor<8x64xbf16>, %w: tensor<64xbf16>, %e: tensor<8x64xbf16>,
+                                     %dres: tensor<8x64xbf16>) -> (tensor<8x64xbf16>, tensor<64xf32>, tensor<8x64xbf16>, tensor<64xf32>) {
+  // CHECK: %[[K:.+]]:2 = exec.kernel "{{.*}}" kind "hadamard_rms_norm_grad"(%arg2, %arg0, %arg1, %arg3)
+  // CHECK-NEXT: ^bb0(%[[E:.+]]: tensor<8x64xbf16>, %[[H:.+]]: tensor<8x64xbf16>, %[[W:.+]]: tensor<64xbf16>, %[[R:.+]]: tensor<8x64xbf16>):
+  // CHECK-NEXT: %[[DY:.+]] = halo.hadamard %[[E]] {side = #halo.side<right>, transposed}
+  // CHECK-NEXT: %dx, %dweight = halo.rms_norm_grad %[[H]], %[[W]], %[[DY]]
+  // CHECK-NEXT: %[[S:.+]] = halo.add %[[R]], %dx
+  // CHECK-NEXT: exec.yield %dweight, %[[S]]
+  %dy = halo.hadamard %e {side = #halo.side<right>, transposed} : (tensor<8x64xbf16>) -> tensor<8x64xbf16>
+  %dx, %dw = halo.rms_norm_grad %h, %w, %dy {eps = 1.0e-5} : (tensor<8x64xbf16>, tensor<64xbf16>, tensor<8x64xbf16>) -> (tensor<8x64xbf16>, tensor<64xf32>)
+  %sum = halo.add %dres, %dx : (tensor<8x64xbf16>, tensor<8x64xbf16>) -> tensor<8x64xbf16>
+  // CHECK: %[[L:.+]] = exec.kernel "{{.*}}" kind "hadamard"(%arg2)
+  // CHECK: kind "rms_norm_grad"(%arg0, %arg1, %[[L]], %arg3)
+  %dy2 = halo.hadamard %e {side = #halo.side<left>, transposed} : (tensor<8x64xbf16>) -> tensor<8x64xbf16>
+  %dx2, %dw2 = halo.rms_norm_grad %h, %w, %dy2 {eps = 1.0e-5} : (tensor<8x64xbf16>, tensor<64xbf16>, tensor<8x64xbf16>) -> (tensor<8x64xbf16>, tensor<64xf32>)
+  %sum2 = halo.add %dres, %dx2 : (tensor<8x64xbf16>, tensor<8x64xbf16>) -> tensor<8x64xbf16>
+  // CHECK: return %[[K]]#1, %[[K]]#0,
+  return %sum, %dw, %sum2, %dw2 : tensor<8x64xbf16>, tensor<64xf32>, tensor<8x64xbf16>, tensor<64xf32>
+}

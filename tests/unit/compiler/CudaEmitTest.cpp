@@ -140,6 +140,33 @@ TEST(CudaEmit, SwigluBackwardUnrotatesItsGradient) {
     }
 }
 
+// Tests that at HALO-1/2 the RMSNorm backwards inside the layers un-rotate
+// their dy (the summed q/k/v and gate/up input gradients) themselves: one
+// kernel (both norms share it), two parts as the plain backward, the first
+// reading dyRot; the final norm's backward (dy from lm_head, not rotated)
+// stays plain, and at HALO-0 both are plain.
+TEST(CudaEmit, RmsNormBackwardUnrotatesItsGradient) {
+  for (auto [model, rows, hidden] : {std::tuple{"tiny.json", 512, 64},
+                                     {"llama-3-8b.json", 8192, 4096}})
+    for (int level : {0, 1, 2}) {
+      size_t fused = 0, plain = 0;
+      for (const EmittedKernel &k : emit(model, level, frontend::Precision::FP8)) {
+        if (k.kind == "rms_norm_grad")
+          ++plain;
+        if (k.kind != "hadamard_rms_norm_grad")
+          continue;
+        ++fused;
+        ASSERT_EQ(k.parts.size(), 1u) << k.name;
+        EXPECT_EQ(k.parts[0].program, "halo_rmsnormbw_" + std::to_string(rows) + "x" +
+                                          std::to_string(hidden) + "_res_rotht");
+        ASSERT_EQ(k.parts[0].launches.size(), 2u);
+        EXPECT_NE(k.parts[0].launches[0].signature.find("dyRot"), std::string::npos);
+      }
+      EXPECT_EQ(fused, level > 0 ? 1u : 0u) << model << " HALO-" << level;
+      EXPECT_EQ(plain, level > 0 ? 1u : 2u) << model << " HALO-" << level;
+    }
+}
+
 // Tests that a kernel kind without a generator is a clear error, not a crash.
 TEST(CudaEmit, UnsupportedKindNamesTheKernel) {
   mlir::MLIRContext context;

@@ -298,6 +298,50 @@ TEST(Generator, HadamardSwigluGradRows) {
   EXPECT_NE(k.status().message().find("no Hadamard matrix of size 4104"), std::string::npos);
 }
 
+// The RMSNorm backward with dy's right un-rotation inside: the same launches
+// and thread count as the plain backward, RowHadamard (not RowWide) at 4096
+// so that its chunks are the backward's, the exchange buffer as dynamic
+// shared memory, dyRot in place of dy; the forward refuses the option and
+// row lengths the rotation does not take are refused as there.
+TEST(Generator, RmsNormBackwardUnrotatesDy) {
+  RmsNormParams p{8192, 4096, 1e-5, true};
+  auto plain = rmsNormBackwardKernel(p);
+  p.rotateDy = true;
+  p.transposed = true;
+  auto k = rmsNormBackwardKernel(p);
+  ASSERT_TRUE(plain.ok() && k.ok()) << k.status().message();
+  ASSERT_EQ(k->launches.size(), 2u);
+  EXPECT_EQ(k->program, plain->program + "_rotht");
+  const LaunchSpec &b = k->launches[0], &pb = plain->launches[0];
+  EXPECT_EQ(b.entry, k->program + "_bwd");
+  EXPECT_EQ(b.grid.x, pb.grid.x);
+  EXPECT_EQ(b.block.x, pb.block.x);
+  EXPECT_EQ(b.block.x, 256u);
+  EXPECT_EQ(pb.sharedBytes, 0u);
+  EXPECT_EQ(b.sharedBytes, 4096u * 4);
+  EXPECT_EQ(b.signature, "const __nv_bfloat16* __restrict__ h, const __nv_bfloat16* __restrict__ w, "
+                         "const __nv_bfloat16* __restrict__ dyRot, "
+                         "const __nv_bfloat16* __restrict__ dres, __nv_bfloat16* __restrict__ dx, "
+                         "float* __restrict__ part");
+  EXPECT_EQ(k->launches[1].signature, plain->launches[1].signature);
+  EXPECT_EQ(k->scratchBytes, plain->scratchBytes);
+  EXPECT_NE(k->source.find("halo::DyRotated<halo::RowHadamard<halo_gen::HK, 1, 4096, 256, true, "
+                           "false>, halo::LoadPlain<halo::kBF16>>{{dyRot}, 0x1p-6f}"),
+            std::string::npos);
+  EXPECT_NE(plain->source.find("halo::DyStored<4096, 256>{dy}"), std::string::npos);
+  EXPECT_EQ(plain->source.find("// ---- hadamard_rows.cuh"), std::string::npos);
+  EXPECT_NE(k->source.find("// ---- hadamard_rows.cuh"), std::string::npos);
+  p.dim = 3072; // K = 12: the sign table of H_12^T
+  k = rmsNormBackwardKernel(p);
+  ASSERT_TRUE(k.ok()) << k.status().message();
+  expectSignTable(k->source, 12, false);
+  EXPECT_FALSE(rmsNormForwardKernel(p).ok());
+  p.dim = 4104; // no K * 2^k form
+  k = rmsNormBackwardKernel(p);
+  ASSERT_FALSE(k.ok());
+  EXPECT_NE(k.status().message().find("no Hadamard matrix of size 4104"), std::string::npos);
+}
+
 // BF16 weights are the compute copy: a kernel that would also write one is
 // refused; without it the parameter is a bf16 pointer.
 TEST(Generator, AdamWOnBf16Weights) {

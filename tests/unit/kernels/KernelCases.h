@@ -151,6 +151,12 @@ inline std::vector<KernelCase> kernelCases(const ModelShape &m) {
     cases.push_back({std::string("rmsnorm_bwd") + (res ? "_res" : ""),
                      [p] { return rmsNormBackwardKernel(p); }});
   }
+  { // HALO-1/2: the summed input gradient un-rotated inside the backward
+    RmsNormParams p{T, m.hidden, 1e-5, true};
+    p.rotateDy = true;
+    p.transposed = true;
+    cases.push_back({"rmsnorm_bwd_res_rot", [p] { return rmsNormBackwardKernel(p); }});
+  }
   for (bool inv : {false, true}) {
     RopeParams p{T, m.seqLen, m.heads, m.kvHeads, m.headDim, 500000.0, inv};
     cases.push_back({std::string("rope") + (inv ? "_inv" : ""),

@@ -407,6 +407,11 @@ public:
   void hadamardPlain(size_t rows, size_t cols, HadamardSide side, bool transposed,
                      ElemType in, ElemType out, bool timing, bool cluster = false);
   void rmsNorm(size_t rows, size_t dim, bool timing);
+  /// The RMSNorm backward (+ dres) with dy's right un-rotation inside
+  /// (rotateDy, dy = bf16(x H^T)) against numerics::hadamardRows +
+  /// cpu::rmsNormBackward, and bit for bit against hadamardKernel + the plain
+  /// backward apart, which it is timed against.
+  void rmsNormRotated(size_t rows, size_t dim, bool timing);
   void rope(size_t tokens, size_t seq, size_t h, size_t kv, size_t hd, bool timing);
   void swiglu(size_t n);
   /// SwiGLU's backward on right-rotated rows (hadamardKernel's swigluGrad,
@@ -972,6 +977,100 @@ void Checker::rmsNorm(size_t rows, size_t dim, bool timing) {
     std::ostringstream t;
     t << name << ": fwd(res) " << ms * 1e3 << " us = " << 100 * bwF / copyBw
       << "% of copy bw; bwd(+dres, dw) " << mb * 1e3 << " us = " << 100 * bwB / copyBw << "%";
+    rep_.log << "[TIME] " << t.str() << std::endl;
+    timings.push_back(t.str());
+  }
+}
+
+void Checker::rmsNormRotated(size_t rows, size_t dim, bool timing) {
+  std::string name = "rmsnorm_bwd_rot_" + std::to_string(rows) + "x" + std::to_string(dim);
+  if (!wanted(name))
+    return;
+  const size_t n = rows * dim;
+  // eps = 2^-20 and h = 0 on even rows: r = 1024 and the correction term is
+  // 0 there, so with weights of +-2^k dx = 1024 w dy exactly, in the kernel
+  // and in the oracle: those rows check the rotated dy bit for bit.
+  const float eps = 0x1p-20f;
+  RmsNormParams p{static_cast<int64_t>(rows), static_cast<int64_t>(dim), eps, true};
+  auto lp = get(rmsNormBackwardKernel(p));
+  p.rotateDy = p.transposed = true;
+  auto l = get(rmsNormBackwardKernel(p));
+  HadamardParams hp;
+  hp.rows = p.rows;
+  hp.cols = p.dim;
+  hp.transposed = true;
+  auto lh = get(hadamardKernel(hp));
+  std::vector<float> x = randomBf16(rows, dim, 51 + dim, 1.0f, 2);
+  std::vector<float> h = randomBf16(rows, dim, 52), dres = randomBf16(rows, dim, 53);
+  for (size_t r = 0; r < rows; r += 2) {
+    std::fill(h.begin() + r * dim, h.begin() + (r + 1) * dim, 0.0f);
+    std::fill(dres.begin() + r * dim, dres.begin() + (r + 1) * dim, 0.0f);
+  }
+  std::vector<float> w(dim);
+  std::mt19937 rng(54);
+  for (size_t d = 0; d < dim; ++d)
+    w[d] = std::ldexp((rng() & 1) ? -1.0f : 1.0f, int(d % 3) - 1);
+  Buf dX = upload(gpu_, toBf16(x)), dH = upload(gpu_, toBf16(h)), dW = upload(gpu_, toBf16(w));
+  Buf dDres = upload(gpu_, toBf16(dres));
+  Buf dx = alloc(gpu_, n * 2), dw = alloc(gpu_, dim * 4), part = alloc(gpu_, l->kernel.scratchBytes);
+  Buf y = alloc(gpu_, n * 2), dx2 = alloc(gpu_, n * 2), dw2 = alloc(gpu_, dim * 4);
+  auto run = [&](const Loaded &k, CUdeviceptr dy, CUdeviceptr out, CUdeviceptr outW) {
+    check(launch(gpu_, k, 0,
+                 Args().ptr(dH.p()).ptr(dW.p()).ptr(dy).ptr(dDres.p()).ptr(out).ptr(part.p())));
+    check(launch(gpu_, k, 1, Args().ptr(part.p()).ptr(outW)));
+  };
+  auto fused = [&] { run(*l, dX.p(), dx.p(), dw.p()); };
+  auto apart = [&] {
+    check(launch(gpu_, *lh, 0, Args().ptr(dX.p()).ptr(y.p())));
+    run(*lp, y.p(), dx2.p(), dw2.p());
+  };
+  fused();
+  apart();
+  check(gpu_.ctx->synchronize());
+  // The oracle: halo.hadamard's BF16 output, rms_norm_grad's BF16 dx plus
+  // dres (rounded), dw in FP32.
+  std::vector<float> dy = x;
+  numerics::hadamardRows(dy.data(), p.rows, p.dim, true);
+  for (float &v : dy)
+    v = numerics::roundToBF16(v);
+  std::vector<float> wdx(n), wdw(dim);
+  cpu::rmsNormBackward(h.data(), w.data(), eps, dy.data(), wdx.data(), wdw.data(), p.rows, p.dim);
+  for (size_t i = 0; i < n; ++i)
+    wdx[i] = numerics::roundToBF16(numerics::roundToBF16(wdx[i]) + dres[i]);
+  const std::vector<uint16_t> gotDx = download<uint16_t>(dx, n), apartDx = download<uint16_t>(dx2, n),
+                              gotY = download<uint16_t>(y, n);
+  const std::vector<float> gotDw = download<float>(dw, dim), apartDw = download<float>(dw2, dim);
+  size_t vsApart = 0, badY = 0, badExact = 0;
+  for (size_t i = 0; i < n; ++i) {
+    vsApart += gotDx[i] != apartDx[i];
+    badY += gotY[i] != numerics::floatToBF16(dy[i]);
+    if ((i / dim) % 2 == 0)
+      badExact += gotDx[i] != numerics::floatToBF16(wdx[i]);
+  }
+  for (size_t d = 0; d < dim; ++d)
+    vsApart += std::memcmp(&gotDw[d], &apartDw[d], 4) != 0;
+  bool okX, okW;
+  std::string sX = compareFloats(fromBf16(gotDx), wdx, {2e-2, 1e-2}, okX);
+  std::string sW = compareFloats(gotDw, wdw, {1e-3 * std::sqrt((double)rows), 1e-4}, okW);
+  std::ostringstream d;
+  d << "rows with h = 0: " << badExact << "/" << n / 2
+    << " dx differ from the oracle (bit-exact expected); vs hadamard + backward apart: " << vsApart
+    << "/" << n + dim << " dx, dw differ (bit-exact expected; the rotation apart: " << badY
+    << " differ from the oracle); all rows, dx " << sX << ", dw " << sW << " ("
+    << l->kernel.program << ")";
+  rep_.result(name, badExact == 0 && vsApart == 0 && badY == 0 && okX && okW, d.str());
+  if (timing) {
+    float copyBw = 0;
+    copyMs(n * 2, &copyBw);
+    float mf = timeMs(gpu_, fused), ma = timeMs(gpu_, apart);
+    float mh = timeMs(gpu_, [&] { check(launch(gpu_, *lh, 0, Args().ptr(dX.p()).ptr(y.p()))); });
+    // h, dy (rotated), dres read and dx written: 4 BF16 tensors (apart: 6).
+    const double moved = 4.0 * n * 2;
+    std::ostringstream t;
+    t << name << " (" << l->kernel.program << "): " << mf * 1e3 << " us = "
+      << 100.0 * (moved / (mf * 1e-3) / 1e9) / copyBw << "% of copy bandwidth " << copyBw
+      << " GB/s (4 BF16 tensors) vs " << ma * 1e3 << " us apart (hadamard " << mh * 1e3
+      << " us + backward; " << ma / mf << "x)";
     rep_.log << "[TIME] " << t.str() << std::endl;
     timings.push_back(t.str());
   }
@@ -1705,6 +1804,10 @@ GpuCheckResult runGpuChecks(const GpuCheckOptions &options, std::ostream &log) {
   guard("h cluster", [&] { c.hadamardPlain(8192, 32, HadamardSide::Left, false, ElemType::F32, ElemType::F32, false, true); });
   // --- 3-5. the rest, tiny shapes ---
   guard("rmsnorm", [&] { c.rmsNorm(512, 64, false); });
+  // Rows of 64, 3072 (K = 12, a partial second chunk per thread), 576
+  // (K = 36) and 11008 (K = 172: the K mix through shared memory).
+  for (auto [rows, dim] : {std::pair<size_t, size_t>{512, 64}, {64, 3072}, {40, 576}, {16, 11008}})
+    guard("rmsnorm rot", [&] { c.rmsNormRotated(rows, dim, false); });
   guard("rope", [&] { c.rope(512, 64, 4, 2, 16, false); });
   guard("swiglu", [&] { c.swiglu(512 * 192); });
   // Rows of 192 (K = 12) and 64, 4096 (RowWide), 576 (K = 36), 14336 (K = 28)
@@ -1758,6 +1861,7 @@ GpuCheckResult runGpuChecks(const GpuCheckOptions &options, std::ostream &log) {
     guard("adamw rows 8b", [&] { c.adamwRows(4096, 4096, false, false, T); });
     guard("adamw rows 8b", [&] { c.adamwRows(4096, 14336, true, false, T, true); });
     guard("rmsnorm 8b", [&] { c.rmsNorm(8192, 4096, T); });
+    guard("rmsnorm rot 8b", [&] { c.rmsNormRotated(8192, 4096, T); });
     guard("rope 8b", [&] { c.rope(8192, 2048, 32, 8, 128, T); });
     guard("embedding 8b", [&] { c.embedding(8192, 256, 4096, T); });
     guard("embedding 8b", [&] { c.embedding(8192, 128256, 4096, T); });
