@@ -422,7 +422,7 @@ public:
   void embedding(size_t tokens, size_t vocab, size_t dim, bool timing);
   void crossEntropy(size_t tokens, size_t vocab);
   void norms(size_t n);
-  void adamw(size_t n, bool bf16Moments, bool bf16Weights);
+  void adamw(size_t n, bool bf16Moments, bool bf16Weights, bool timing = false);
   /// Runs cpu::adamw on `state` with gradient g * gs and compares the
   /// kernel's weights (dp), moments (dm, dv) and BF16 copy (FP32 masters) with it.
   bool compareAdamW(AdamWState &state, const std::vector<float> &g, float gs, float lr, int step,
@@ -1397,7 +1397,11 @@ void Checker::overflowGuard(size_t n) {
 // BF16 moments: the same stochastic rounding bits as the oracle, so the
 // stored moments match unless the FP32 value differs (FMA contraction), which
 // can move a rounding by one BF16 step.
-void Checker::adamw(size_t n, bool bf16Moments, bool bf16Weights) {
+void Checker::adamw(size_t n, bool bf16Moments, bool bf16Weights, bool timing) {
+  std::string name = std::string("adamw_") + (bf16Moments ? "bf16m_" : "") +
+                     (bf16Weights ? "bf16w_" : "") + std::to_string(n);
+  if (timing && !wanted(name))
+    return;
   AdamWParams p;
   p.elements = static_cast<int64_t>(n);
   p.weightDecay = 0.01;
@@ -1417,9 +1421,24 @@ void Checker::adamw(size_t n, bool bf16Moments, bool bf16Weights) {
   check(gpu_.ctx->synchronize());
   std::string detail;
   bool ok = compareAdamW(state, grad, gs, lr, step, p, dp, dm, dv, copy, detail);
-  rep_.result(std::string("adamw_") + (bf16Moments ? "bf16m_" : "") +
-                  (bf16Weights ? "bf16w_" : "") + std::to_string(n),
-              ok, detail);
+  rep_.result(name, ok, detail);
+  if (timing) {
+    // Bytes each step moves: the gradient read, weights and moments read and
+    // written, the BF16 copy written.
+    const size_t ws = bf16Weights ? 2 : 4, ms = bf16Moments ? 2 : 4;
+    const size_t moved = n * (2 + 2 * ws + 4 * ms + (p.writeBf16Copy ? 2 : 0));
+    float copyBw = 0;
+    copyMs(moved / 2, &copyBw);
+    float t = timeMs(gpu_, [&] {
+      check(launch(gpu_, *l, 0, Args().ptr(dp.p()).ptr(dgr.p()).ptr(dm.p()).ptr(dv.p()).ptr(dlr.p()).ptr(dst.p()).ptr(dgs.p()).ptr(copy.p())));
+    });
+    const double bw = moved / (t * 1e-3) / 1e9;
+    std::ostringstream o;
+    o << name << " (" << l->kernel.program << "): " << t * 1e3 << " us, " << bw
+      << " GB/s = " << 100.0 * bw / copyBw << "% of copy bandwidth " << copyBw << " GB/s";
+    rep_.log << "[TIME] " << o.str() << std::endl;
+    timings.push_back(o.str());
+  }
 }
 
 bool Checker::compareAdamW(AdamWState &state, const std::vector<float> &g, float gs, float lr,
@@ -1860,6 +1879,9 @@ GpuCheckResult runGpuChecks(const GpuCheckOptions &options, std::ostream &log) {
     guard("adamw rows 8b", [&] { c.adamwRows(14336, 4096, true, false, T); });
     guard("adamw rows 8b", [&] { c.adamwRows(4096, 4096, false, false, T); });
     guard("adamw rows 8b", [&] { c.adamwRows(4096, 14336, true, false, T, true); });
+    // Large enough for the grid-stride loop's paired vectors, with a tail.
+    guard("adamw 8b", [&] { c.adamw(size_t{4096} * 14336 + 3, true, true, T); });
+    guard("adamw 8b", [&] { c.adamw(size_t{4096} * 14336 + 3, true, false, T); });
     guard("rmsnorm 8b", [&] { c.rmsNorm(8192, 4096, T); });
     guard("rmsnorm rot 8b", [&] { c.rmsNormRotated(8192, 4096, T); });
     guard("rope 8b", [&] { c.rope(8192, 2048, 32, 8, 128, T); });
