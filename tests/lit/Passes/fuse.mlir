@@ -241,3 +241,58 @@ func.func @unrotate_in_rms_norm_grad(%h: tensor<8x64xbf16>, %w: tensor<64xbf16>,
   // CHECK: return %[[K]]#1, %[[K]]#0,
   return %sum, %dw, %sum2, %dw2 : tensor<8x64xbf16>, tensor<64xf32>, tensor<8x64xbf16>, tensor<64xf32>
 }
+
+// -----
+
+// Tests that SwiGLU's product read only by the right rotation of its
+// quantizer (HALO-1/2's down_proj input) joins that kernel, kind
+// swiglu_hadamard_quantize: it reads g and u and yields the codes, the scale
+// and the transposed codes (both layouts). A product that is also returned,
+// one whose silu(g) is also returned, and one under a left rotation keep the
+// SwiGLU kernel and a quantizer of their own.
+// CHECK-LABEL: func.func @swiglu_into_quantizer
+func.func @swiglu_into_quantizer(%g: tensor<128x64xbf16>, %u: tensor<128x64xbf16>,
+                                 %w: tensor<32x64xf8E4M3FN>, %s: tensor<f32>,
+                                 %e: tensor<32x128xf8E4M3FN>)
+    -> (tensor<128x32xbf16>, tensor<64x32xf32>, tensor<128x64xf8E4M3FN>, tensor<128x64xbf16>,
+        tensor<128x64xf8E4M3FN>, tensor<128x64xbf16>, tensor<128x64xf8E4M3FN>) {
+  // CHECK: %[[K:.+]]:3 = exec.kernel "halo_swiglu_hadamard_quantize_128x64_{{[0-9a-f]+}}" kind "swiglu_hadamard_quantize"(%arg0, %arg1)
+  // CHECK-NEXT: ^bb0(%[[G:.+]]: tensor<128x64xbf16>, %[[U:.+]]: tensor<128x64xbf16>):
+  // CHECK-NEXT: %[[S:.+]] = halo.silu %[[G]]
+  // CHECK-NEXT: %[[X:.+]] = halo.mul %[[S]], %[[U]]
+  // CHECK-NEXT: %[[H:.+]] = halo.hadamard %[[X]] {side = #halo.side<right>}
+  // CHECK-NEXT: %[[Q:.+]], %[[QS:.+]] = halo.quantize %[[H]]
+  // CHECK-NEXT: %[[T:.+]] = halo.transpose %[[Q]]
+  // CHECK-NEXT: exec.yield %[[Q]], %[[QS]], %[[T]]
+  %sg = halo.silu %g : (tensor<128x64xbf16>) -> tensor<128x64xbf16>
+  %x = halo.mul %sg, %u : (tensor<128x64xbf16>, tensor<128x64xbf16>) -> tensor<128x64xbf16>
+  %xh = halo.hadamard %x {side = #halo.side<right>} : (tensor<128x64xbf16>) -> tensor<128x64xbf16>
+  %xq, %xs = halo.quantize %xh {granularity = #halo.granularity<tensor>} : (tensor<128x64xbf16>) -> (tensor<128x64xf8E4M3FN>, tensor<f32>)
+  // CHECK: halo.qmatmul %[[K]]#0, %[[K]]#1, %arg2, %arg3 {transpose_b}
+  %y = halo.qmatmul %xq, %xs, %w, %s {transpose_b} : (tensor<128x64xf8E4M3FN>, tensor<f32>, tensor<32x64xf8E4M3FN>, tensor<f32>) -> tensor<128x32xbf16>
+  %xt = halo.transpose %xq : (tensor<128x64xf8E4M3FN>) -> tensor<64x128xf8E4M3FN>
+  // CHECK: halo.qmatmul %[[K]]#2, %[[K]]#1, %arg4, %arg3 {transpose_b}
+  %dw = halo.qmatmul %xt, %xs, %e, %s {transpose_b} : (tensor<64x128xf8E4M3FN>, tensor<f32>, tensor<32x128xf8E4M3FN>, tensor<f32>) -> tensor<64x32xf32>
+  // CHECK: %[[P2:.+]] = exec.kernel "halo_swiglu_128x64_{{[0-9a-f]+}}" kind "swiglu"(%arg1, %arg0)
+  // CHECK: exec.kernel "halo_hadamard_quantize_128x64_{{[0-9a-f]+}}" kind "hadamard_quantize"(%[[P2]])
+  %sg2 = halo.silu %u : (tensor<128x64xbf16>) -> tensor<128x64xbf16>
+  %x2 = halo.mul %sg2, %g : (tensor<128x64xbf16>, tensor<128x64xbf16>) -> tensor<128x64xbf16>
+  %x2h = halo.hadamard %x2 {side = #halo.side<right>} : (tensor<128x64xbf16>) -> tensor<128x64xbf16>
+  %x2q, %x2s = halo.quantize %x2h {granularity = #halo.granularity<tensor>} : (tensor<128x64xbf16>) -> (tensor<128x64xf8E4M3FN>, tensor<f32>)
+  // CHECK: %[[P3:.+]]:2 = exec.kernel "halo_swiglu_128x64_{{[0-9a-f]+}}" kind "swiglu"(%arg0)
+  // CHECK: exec.kernel "halo_hadamard_quantize_128x64_{{[0-9a-f]+}}" kind "hadamard_quantize"(%[[P3]]#1)
+  %sg3 = halo.silu %g : (tensor<128x64xbf16>) -> tensor<128x64xbf16>
+  %x3 = halo.mul %sg3, %g : (tensor<128x64xbf16>, tensor<128x64xbf16>) -> tensor<128x64xbf16>
+  %x3h = halo.hadamard %x3 {side = #halo.side<right>} : (tensor<128x64xbf16>) -> tensor<128x64xbf16>
+  %x3q, %x3s = halo.quantize %x3h {granularity = #halo.granularity<tensor>} : (tensor<128x64xbf16>) -> (tensor<128x64xf8E4M3FN>, tensor<f32>)
+  // CHECK: %[[P4:.+]] = exec.kernel "halo_swiglu_128x64_{{[0-9a-f]+}}" kind "swiglu"(%arg1)
+  // CHECK: exec.kernel "halo_hadamard_quantize_128x64_{{[0-9a-f]+}}" kind "hadamard_quantize"(%[[P4]])
+  // CHECK-NEXT: ^bb0
+  // CHECK-NEXT: halo.hadamard %{{.+}} {side = #halo.side<left>}
+  %sg4 = halo.silu %u : (tensor<128x64xbf16>) -> tensor<128x64xbf16>
+  %x4 = halo.mul %sg4, %u : (tensor<128x64xbf16>, tensor<128x64xbf16>) -> tensor<128x64xbf16>
+  %x4h = halo.hadamard %x4 {side = #halo.side<left>} : (tensor<128x64xbf16>) -> tensor<128x64xbf16>
+  %x4q, %x4s = halo.quantize %x4h {granularity = #halo.granularity<tensor>} : (tensor<128x64xbf16>) -> (tensor<128x64xf8E4M3FN>, tensor<f32>)
+  // CHECK: return %{{.+}}, %{{.+}}, %{{.+}}, %[[P2]], %{{.+}}, %[[P3]]#0,
+  return %y, %dw, %x2q, %x2, %x3q, %sg3, %x4q : tensor<128x32xbf16>, tensor<64x32xf32>, tensor<128x64xf8E4M3FN>, tensor<128x64xbf16>, tensor<128x64xf8E4M3FN>, tensor<128x64xbf16>, tensor<128x64xf8E4M3FN>
+}

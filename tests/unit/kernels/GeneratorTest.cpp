@@ -246,6 +246,65 @@ TEST(Generator, AdamWRowsUnrotateTheGradient) {
   EXPECT_FALSE(adamwKernel(p).ok());
 }
 
+// SwiGLU-on-load (swigluInput, halo-fuse's swiglu_hadamard_quantize at
+// HALO-1/2): the quantizer of a stored x with u after x in each launch that
+// reads x, the same launches and geometry otherwise, and both code layouts as
+// down_proj's x needs them (the transpose reads the codes, not x); per-row
+// scales too; BF16 and the right side only.
+TEST(Generator, SwigluOnLoadQuantizer) {
+  const std::string xu =
+      "const __nv_bfloat16* __restrict__ x, const __nv_bfloat16* __restrict__ u, ";
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{512, 192}, {8192, 14336}}) {
+    HadamardQuantizeParams p;
+    p.rows = rows;
+    p.cols = cols;
+    p.transposedOutput = p.bothLayouts = true;
+    auto stored = hadamardQuantizeKernel(p);
+    p.swigluInput = true;
+    auto k = hadamardQuantizeKernel(p);
+    ASSERT_TRUE(stored.ok() && k.ok()) << k.status().message();
+    EXPECT_EQ(k->program, stored->program + "_swiglu");
+    ASSERT_EQ(k->launches.size(), 3u);
+    for (size_t i = 0; i < 3; ++i) {
+      const LaunchSpec &a = k->launches[i], &b = stored->launches[i];
+      EXPECT_EQ(a.entry.substr(k->program.size()), b.entry.substr(stored->program.size()));
+      EXPECT_EQ(std::tie(a.grid.x, a.grid.y, a.block.x, a.sharedBytes),
+                std::tie(b.grid.x, b.grid.y, b.block.x, b.sharedBytes))
+          << a.entry;
+    }
+    EXPECT_EQ(k->launches[0].signature, xu + "unsigned* ws, float* scale, float* absmax");
+    EXPECT_EQ(k->launches[1].signature,
+              xu + "const float* __restrict__ scale, unsigned char* __restrict__ codes");
+    EXPECT_EQ(k->launches[2].signature,
+              "const unsigned char* __restrict__ codes, unsigned char* __restrict__ codesT");
+    EXPECT_EQ(k->workspaceBytes, 8u);
+    EXPECT_EQ(k->scratchBytes, 0u);
+    EXPECT_NE(k->source.find("const auto ld = halo::LoadSwiGLU{x, u};"), std::string::npos);
+    EXPECT_EQ(k->source.find("LoadPlain<halo::kBF16>{x}"), std::string::npos);
+  }
+  HadamardQuantizeParams p;
+  p.rows = 512;
+  p.cols = 192;
+  p.swigluInput = true;
+  p.granularity = ScaleGranularity::Row;
+  auto k = hadamardQuantizeKernel(p);
+  ASSERT_TRUE(k.ok()) << k.status().message();
+  ASSERT_EQ(k->launches.size(), 1u);
+  EXPECT_EQ(k->launches[0].signature,
+            xu + "float* __restrict__ rowScale, unsigned char* __restrict__ codes");
+  p.input = ElemType::F32;
+  k = hadamardQuantizeKernel(p);
+  ASSERT_FALSE(k.ok());
+  EXPECT_NE(k.status().message().find("swigluInput needs BF16 inputs"), std::string::npos);
+  p.input = ElemType::BF16;
+  p.granularity = ScaleGranularity::Tensor;
+  p.side = HadamardSide::Left;
+  k = hadamardQuantizeKernel(p);
+  ASSERT_FALSE(k.ok());
+  EXPECT_NE(k.status().message().find("swigluInput is for the right side only"),
+            std::string::npos);
+}
+
 // The SwiGLU backward on right-rotated rows (hadamard_swiglu_grad): the right
 // rotation's row geometry and sign table, one block per row, the rotated row
 // parked in the exchange buffer (no staging: less shared memory than the plain

@@ -87,6 +87,15 @@ inline std::vector<KernelCase> kernelCases(const ModelShape &m) {
     s.cols = m.ffn;
     s.swigluInput = true;
     hq("hq_fp8_tensor_swiglu", s);
+    // HALO-1/2's swiglu_hadamard_quantize: both code layouts (down_proj's
+    // forward and weight-gradient GEMMs); per-row scales.
+    HadamardQuantizeParams sb = s;
+    sb.transposedOutput = sb.bothLayouts = true;
+    hq("hq_fp8_tensor_both_swiglu", sb);
+    HadamardQuantizeParams sr = s;
+    sr.format = QuantFormat::INT8;
+    sr.granularity = ScaleGranularity::Row;
+    hq("hq_i8_row_swiglu", sr);
     HadamardQuantizeParams l; // HALO-2: Q(H_T E)
     l.rows = T;
     l.cols = m.hidden;

@@ -403,7 +403,11 @@ public:
   /// Q(H x) and plain Q(x)^T from one kernel pair (plainTransposed, the
   /// cluster form for this device), timed against the two quantizers apart.
   void hadamardQuantLeftPlain(size_t rows, size_t cols, QuantFormat f, bool timing);
-  void swigluQuant(size_t rows, size_t cols);
+  /// Q(x H) of x = bf16(silu(g) * u) computed on load (swigluInput), one or
+  /// both code layouts: bit for bit against swiglu_fwd + the quantizer of the
+  /// stored x, which it is timed against, and against the CPU oracle.
+  void swigluQuant(size_t rows, size_t cols, QuantFormat f, bool rowwise, bool both,
+                   bool timing);
   void hadamardPlain(size_t rows, size_t cols, HadamardSide side, bool transposed,
                      ElemType in, ElemType out, bool timing, bool cluster = false);
   void rmsNorm(size_t rows, size_t dim, bool timing);
@@ -818,33 +822,132 @@ void Checker::hadamardQuantLeftPlain(size_t rows, size_t cols, QuantFormat f, bo
   }
 }
 
-void Checker::swigluQuant(size_t rows, size_t cols) {
-  std::string name = "hadamard_quant_swiglu_" + std::to_string(rows) + "x" + std::to_string(cols);
+void Checker::swigluQuant(size_t rows, size_t cols, QuantFormat f, bool rowwise, bool both,
+                          bool timing) {
+  std::ostringstream nm;
+  nm << "hadamard_quant_swiglu_" << rows << "x" << cols << "_"
+     << (f == QuantFormat::FP8E4M3 ? "fp8" : "i8") << (rowwise ? "_row" : "_tensor")
+     << (both ? "_both" : "");
+  std::string name = nm.str();
   if (!wanted(name))
     return;
+  const size_t n = rows * cols;
   HadamardQuantizeParams p;
   p.rows = static_cast<int64_t>(rows);
   p.cols = static_cast<int64_t>(cols);
+  p.format = f;
+  p.granularity = rowwise ? ScaleGranularity::Row : ScaleGranularity::Tensor;
+  p.transposedOutput = p.bothLayouts = both;
+  auto ls = get(hadamardQuantizeKernel(p)); // the quantizer of a stored x
   p.swigluInput = true;
   auto l = get(hadamardQuantizeKernel(p));
-  std::vector<float> g = randomBf16(rows, cols, 11), u = randomBf16(rows, cols, 12, 1.0f, 3);
-  Buf dg = upload(gpu_, toBf16(g)), du = upload(gpu_, toBf16(u));
-  Buf codes = alloc(gpu_, rows * cols), ws = alloc(gpu_, 8), scale = alloc(gpu_, 4);
-  check(launch(gpu_, *l, 0, Args().ptr(dg.p()).ptr(du.p()).ptr(ws.p()).ptr(scale.p()).ptr(0)));
-  check(launch(gpu_, *l, 1, Args().ptr(dg.p()).ptr(du.p()).ptr(scale.p()).ptr(codes.p())));
+  auto lf = get(swigluForwardKernel(static_cast<int64_t>(n)));
+  std::vector<float> g = randomBf16(rows, cols, 11, 2.0f), u = randomBf16(rows, cols, 12, 1.0f, 3);
+  Buf dg = upload(gpu_, toBf16(g)), du = upload(gpu_, toBf16(u)), x = alloc(gpu_, n * 2);
+  Buf ws = alloc(gpu_, 8);
+  struct Out {
+    Buf codes, codesT, scale;
+  };
+  auto outputs = [&] {
+    return Out{alloc(gpu_, n), alloc(gpu_, both ? n : 0), alloc(gpu_, rowwise ? rows * 4 : 4)};
+  };
+  Out fo = outputs(), ao = outputs();
+  // Quantizer k on `in` (g, u on load; or the stored x): its launches in order.
+  auto steps = [&](const Loaded &k, std::vector<CUdeviceptr> in, const Out &o) {
+    const Loaded *kp = &k;
+    const Out *op = &o;
+    auto args = [in] {
+      Args a;
+      for (CUdeviceptr ptr : in)
+        a.ptr(ptr);
+      return a;
+    };
+    auto run = [this, kp](size_t i, Args a) { check(launch(gpu_, *kp, i, a)); };
+    std::vector<std::function<void()>> s;
+    if (rowwise) {
+      s.push_back([=] { run(0, args().ptr(op->scale.p()).ptr(op->codes.p())); });
+    } else {
+      const CUdeviceptr w = ws.p();
+      s.push_back([=] { run(0, args().ptr(w).ptr(op->scale.p()).ptr(0)); });
+      s.push_back([=] { run(1, args().ptr(op->scale.p()).ptr(op->codes.p())); });
+    }
+    if (both) {
+      const size_t t = s.size();
+      s.push_back([=] { run(t, Args().ptr(op->codes.p()).ptr(op->codesT.p())); });
+    }
+    return s;
+  };
+  auto fusedSteps = steps(*l, {dg.p(), du.p()}, fo), storedSteps = steps(*ls, {x.p()}, ao);
+  auto swiglu = [&] { check(launch(gpu_, *lf, 0, Args().ptr(dg.p()).ptr(du.p()).ptr(x.p()))); };
+  auto fused = [&] {
+    for (auto &step : fusedSteps)
+      step();
+  };
+  auto apart = [&] {
+    swiglu();
+    for (auto &step : storedSteps)
+      step();
+  };
+  fused();
+  fused(); // the workspace must be zero again
+  apart();
   check(gpu_.ctx->synchronize());
-  std::vector<float> y(rows * cols);
-  for (size_t i = 0; i < y.size(); ++i) {
+  const size_t scales = rowwise ? rows : 1;
+  const std::vector<uint8_t> codes = download<uint8_t>(fo.codes, n);
+  const std::vector<float> scale = download<float>(fo.scale, scales);
+  // Against swiglu_fwd + the quantizer of the stored x: the same x (the
+  // same FP32 expression, rounded once), so bit for bit.
+  bool sameAsApart = codes == download<uint8_t>(ao.codes, n) &&
+                     std::memcmp(scale.data(), download<float>(ao.scale, scales).data(),
+                                 scales * 4) == 0;
+  bool layoutsAgree = true;
+  if (both) {
+    const std::vector<uint8_t> codesT = download<uint8_t>(fo.codesT, n);
+    sameAsApart = sameAsApart && codesT == download<uint8_t>(ao.codesT, n);
+    layoutsAgree = transposeCodes(codesT, rows, cols) == codes;
+  }
+  // The oracle: x = bf16(silu(g) * u) with std::exp, then the exact rotation.
+  std::vector<float> y(n);
+  for (size_t i = 0; i < n; ++i) {
     float s = 1.0f / (1.0f + std::exp(-g[i]));
     y[i] = numerics::roundToBF16(g[i] * s * u[i]);
   }
-  numerics::hadamardRows(y.data(), static_cast<int64_t>(rows), static_cast<int64_t>(cols), false);
-  QuantRef ref = quantRef(y, rows, cols, QuantFormat::FP8E4M3, false);
-  CodeDiff d = compareCodes(download<uint8_t>(codes, rows * cols), ref.codes, QuantFormat::FP8E4M3);
+  numerics::hadamardRows(y.data(), p.rows, p.cols, false);
+  QuantRef ref = quantRef(y, rows, cols, f, rowwise);
+  CodeDiff d = compareCodes(codes, ref.codes, f);
   // expf on the device and std::exp may differ in the last bit, which can flip
   // a BF16 rounding of silu(g) * u; allow one-step differences on < 0.1%.
-  bool ok = d.maxStep <= 1 && d.mismatches * 1000 <= rows * cols;
-  rep_.result(name, ok, d.describe(rows * cols) + " (SwiGLU computed on load)");
+  bool ok = sameAsApart && layoutsAgree && d.maxStep <= 1 && d.mismatches * 1000 <= n;
+  rep_.result(name, ok,
+              "vs swiglu_fwd + the quantizer of the stored x: " +
+                  std::string(sameAsApart ? "codes and scales bit-identical" : "DIFFER") +
+                  (both ? std::string("; codesT ") +
+                              (layoutsAgree ? "the transpose of codes" : "NOT the transpose")
+                        : std::string()) +
+                  "; oracle: " + d.describe(n) + " (" + l->kernel.program + ")");
+  if (timing) {
+    float copyBw = 0;
+    copyMs(n * 2, &copyBw);
+    float mf = timeMs(gpu_, fused), ma = timeMs(gpu_, apart), msw = timeMs(gpu_, swiglu);
+    auto each = [&](std::vector<std::function<void()>> &s) {
+      std::ostringstream os;
+      const char *names[] = {"absmax", "quant", "transpose"};
+      for (size_t i = 0; i < s.size(); ++i)
+        os << (i ? " + " : "") << (rowwise ? (i ? "transpose" : "rowq") : names[i]) << " "
+           << timeMs(gpu_, s[i]) * 1e3;
+      return os.str();
+    };
+    // Fused: g and u read by each pass over x, codes written (and the
+    // transpose's R + W of the codes).
+    const double moved = n * ((rowwise ? 4.0 : 8.0) + 1.0 + (both ? 2.0 : 0.0));
+    std::ostringstream t;
+    t << name << " (" << l->kernel.program << "): fused " << mf * 1e3 << " us (" << each(fusedSteps)
+      << ") = " << 100.0 * (moved / (mf * 1e-3) / 1e9) / copyBw << "% of copy bandwidth "
+      << copyBw << " GB/s vs " << ma * 1e3 << " us apart (swiglu_fwd " << msw * 1e3 << " + "
+      << each(storedSteps) << "): " << ma / mf << "x";
+    rep_.log << "[TIME] " << t.str() << std::endl;
+    timings.push_back(t.str());
+  }
 }
 
 void Checker::hadamardPlain(size_t rows, size_t cols, HadamardSide side,
@@ -1803,7 +1906,13 @@ GpuCheckResult runGpuChecks(const GpuCheckOptions &options, std::ostream &log) {
   }
   for (size_t n : {576, 1536, 3072, 5632, 11008}) // K = 36, 12, 12, 44, 172
     guard("hq odd K", [&] { c.hadamardQuant(64, n, F8, false, false, n == 3072, true, 3, false); });
-  guard("hq swiglu", [&] { c.swigluQuant(512, 192); });
+  // SwiGLU-on-load: rows of 192 (K = 12), 4096 (RowWide) and 14336 (K = 28);
+  // both code layouts as halo-fuse's swiglu_hadamard_quantize writes them.
+  guard("hq swiglu", [&] { c.swigluQuant(512, 192, F8, false, false, false); });
+  guard("hq swiglu", [&] { c.swigluQuant(512, 192, F8, false, true, false); });
+  guard("hq swiglu", [&] { c.swigluQuant(512, 192, I8, true, true, false); });
+  guard("hq swiglu", [&] { c.swigluQuant(128, 4096, F8, false, true, false); });
+  guard("hq swiglu", [&] { c.swigluQuant(64, 14336, I8, false, true, false); });
   guard("hql tiny", [&] { c.hadamardQuantLeft(512, 64, I8, false); });
   guard("h tiny", [&] { c.hadamardPlain(512, 192, HadamardSide::Right, true, ElemType::BF16, ElemType::BF16, false); });
   guard("h tiny", [&] { c.hadamardPlain(512, 64, HadamardSide::Right, false, ElemType::F32, ElemType::F32, false); });
@@ -1873,6 +1982,7 @@ GpuCheckResult runGpuChecks(const GpuCheckOptions &options, std::ostream &log) {
     guard("h 8b", [&] { c.hadamardPlain(8192, 4096, HadamardSide::Right, true, ElemType::BF16, ElemType::BF16, T); });
     guard("h 8b", [&] { c.hadamardPlain(8192, 14336, HadamardSide::Right, true, ElemType::BF16, ElemType::BF16, T); });
     guard("h 8b", [&] { c.hadamardPlain(8192, 4096, HadamardSide::Left, true, ElemType::BF16, ElemType::BF16, T); });
+    guard("hq swiglu 8b", [&] { c.swigluQuant(8192, 14336, F8, false, true, T); });
     guard("hadamard swiglu grad 8b", [&] { c.hadamardSwigluGrad(8192, 14336, T); });
     guard("hadamard swiglu grad 8b", [&] { c.hadamardSwigluGrad(8192, 4096, T); });
     guard("adamw rows 8b", [&] { c.adamwRows(4096, 14336, true, false, T); });
