@@ -168,28 +168,6 @@ HadamardOp rightRotationReadOnlyBy(Value v, const Group &g) {
   return h;
 }
 
-/// HALO-1/2: SwiGLU's product x = mul(silu(g), u) when the quantizer group
-/// `g` (its right hadamard first) is its only reader and x is read by nothing
-/// else (the backward reads g and u): returns {silu, mul}, else an empty
-/// group. The quantizer then computes x on load (hadamardQuantizeKernel's
-/// swigluInput, BF16 only) and x never goes to memory. Call it once the
-/// SwiGLU backward's group has moved its read of silu(g) to a copy.
-Group swigluProductOf(const Group &g) {
-  auto h = dyn_cast<HadamardOp>(g.front());
-  if (!h || h.getSide() != HadamardSide::right)
-    return {};
-  auto m = h.getX().getDefiningOp<MulOp>();
-  if (!m || !m->hasOneUse() || m->getBlock() != h->getBlock())
-    return {};
-  auto s = m.getLhs().getDefiningOp<SiluOp>();
-  if (!s || !s->hasOneUse() || s->getBlock() != h->getBlock())
-    return {};
-  for (Value v : {s.getX(), m.getRhs(), m.getResult()})
-    if (!cast<RankedTensorType>(v.getType()).getElementType().isBF16())
-      return {};
-  return {s, m};
-}
-
 /// Moves the ops of `g` (one block) up to its earliest, keeping their order,
 /// so that the group's kernel comes before every reader of its results. Legal
 /// when the operands from outside the group dominate the earliest op.
@@ -334,19 +312,6 @@ void fuseFunction(func::FuncOp func) {
   }
   if (!optimizer.empty())
     groups.push_back({optimizer, "optimizer"});
-  // SwiGLU's product into its quantizer's kernel (down_proj's input at
-  // HALO-1/2); its own swiglu group goes.
-  llvm::SmallPtrSet<Operation *, 8> onLoad;
-  for (auto &[g, kind] : groups)
-    if (kind == "hadamard_quantize")
-      if (Group sw = swigluProductOf(g); !sw.empty()) {
-        g.insert(g.begin(), sw.begin(), sw.end());
-        kind = "swiglu_hadamard_quantize";
-        onLoad.insert(sw.begin(), sw.end());
-      }
-  llvm::erase_if(groups, [&](const std::pair<Group, std::string> &gk) {
-    return gk.second == "swiglu" && onLoad.contains(gk.first.front());
-  });
   for (auto &[g, kind] : groups)
     tryOutline(g, kind, done);
 

@@ -191,10 +191,6 @@ def HaloFuse : Pass<"halo-fuse", "::mlir::ModuleOp"> {
     - `hadamard_quantize`: quantize(hadamard(x)) -- the rotated BF16 tensor
       never reaches memory; with the transpose of its codes when nothing
       else reads them (the kernel writes K-major codes directly);
-    - `swiglu_hadamard_quantize`: the same of a right rotation of
-      x = mul(silu(g), u) that nothing else reads (HALO-1/2's down_proj
-      input): the kernel computes x from g and u on load, so x never
-      reaches memory;
     - `add_rms_norm`: rms_norm(add(a, b)), yielding the residual sum too;
     - `swiglu`: mul(silu(g), u), yielding silu(g) for the backward pass;
     - `swiglu_grad`: mul(dy, u), mul(dy, silu(g)), silu_grad(g, .);

@@ -77,8 +77,7 @@ ck::HadamardQuantizeParams quantizeParams(QuantizeOp q, HadamardOp h, int target
 /// (Q(H x) and plain Q(x)^T of one x): one part that writes both where the
 /// generator can (the left cluster form), else two parts, the rotated
 /// quantizer and then the plain one (the GPU executor binds them in that
-/// order). swiglu_hadamard_quantize: one quantizer of x = silu(g) * u,
-/// computed on load from g and u (swigluInput).
+/// order).
 LogicalResult emitHadamardQuantize(exec::KernelOp kernel, Block &body, int targetSm,
                                    std::vector<ck::GeneratedKernel> &parts) {
   auto h = find<HadamardOp>(body);
@@ -90,15 +89,6 @@ LogicalResult emitHadamardQuantize(exec::KernelOp kernel, Block &body, int targe
                << kernel.getName() << ": column-wise scales have no generator yet";
       (h && q.getX() == h.getResult() ? rotated : plain) = q;
     }
-  if (kernel.getKind() == "swiglu_hadamard_quantize") {
-    auto m = h ? h.getX().getDefiningOp<MulOp>() : MulOp();
-    if (!rotated || plain || !m || !m.getLhs().getDefiningOp<SiluOp>())
-      return kernel.emitError("CUDA emission of ")
-             << kernel.getName() << ": expected one quantize(hadamard(mul(silu(g), u)))";
-    ck::HadamardQuantizeParams p = quantizeParams(rotated, h, targetSm);
-    p.swigluInput = true;
-    return add(kernel, parts, ck::hadamardQuantizeKernel(p));
-  }
   if (!rotated || !plain)
     return add(kernel, parts,
                ck::hadamardQuantizeKernel(quantizeParams(rotated ? rotated : plain, h, targetSm)));
@@ -191,8 +181,7 @@ LogicalResult emitKernel(exec::KernelOp kernel, int targetSm,
                          std::vector<ck::GeneratedKernel> &parts) {
   Block &body = kernel.getBody().front();
   StringRef kind = kernel.getKind();
-  if (kind == "hadamard_quantize" || kind == "quantize" || kind == "hadamard_quantize_plain" ||
-      kind == "swiglu_hadamard_quantize")
+  if (kind == "hadamard_quantize" || kind == "quantize" || kind == "hadamard_quantize_plain")
     return emitHadamardQuantize(kernel, body, targetSm, parts);
   // hadamard_swiglu_grad: the SwiGLU backward on the rows of a right
   // rotation that only it reads (halo-fuse), one generated kernel.

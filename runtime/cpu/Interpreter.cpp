@@ -131,15 +131,6 @@ Interpreter<F>::run(const std::vector<Tensor<F>> &inputs) {
     owned[v] = Tensor<F>();
     view[v] = nullptr;
   };
-  // bf16 results are rounded; when exact, only the listed ones.
-  auto roundsResult = [&](int64_t v) {
-    if (fn.values[v].type != ElementType::BF16)
-      return false;
-    if (!options_.exact)
-      return true;
-    const std::vector<int64_t> *listed = options_.rounded;
-    return listed && std::find(listed->begin(), listed->end(), v) != listed->end();
-  };
   for (size_t i = 0; i < fn.ops.size(); ++i) {
     const Op &op = fn.ops[i];
     for (int64_t r : op.results) {
@@ -149,9 +140,10 @@ Interpreter<F>::run(const std::vector<Tensor<F>> &inputs) {
     }
     peakLiveElements_ = std::max(peakLiveElements_, live);
     HALO_RETURN_IF_ERROR(execute(i, view, owned));
-    for (int64_t r : op.results)
-      if (roundsResult(r))
-        roundAllToBF16(owned[r].data);
+    if (!options_.exact)
+      for (int64_t r : op.results)
+        if (fn.values[r].type == ElementType::BF16)
+          roundAllToBF16(owned[r].data);
     // Operands read for the last time and results nobody reads die here.
     for (const std::vector<int64_t> *ids : {&op.operands, &op.results})
       for (int64_t v : *ids)

@@ -36,10 +36,6 @@ struct InterpreterOptions {
   /// Skip all bf16 rounding (finite-difference tests compare against exact
   /// derivatives).
   bool exact = false;
-  /// bf16 values rounded even when exact: the intermediates that a fused GPU
-  /// kernel rounds itself (halo-check-gpu's oracle of such a kernel); not
-  /// owned, null for none.
-  const std::vector<int64_t> *rounded = nullptr;
 };
 
 template <typename F> class Interpreter {

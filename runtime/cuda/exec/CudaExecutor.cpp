@@ -497,7 +497,7 @@ Status CudaFunction::bindKernel(const cpu::ScheduleStep &s, const cpu::CudaKerne
 
   const std::string &kind = kernel.kind;
   const cpu::Op *first = ops.front();
-  if (kind == "hadamard_quantize" || kind == "quantize" || kind == "swiglu_hadamard_quantize") {
+  if (kind == "hadamard_quantize" || kind == "quantize") {
     const cpu::Op *q = find(OpKind::Quantize);
     const cpu::Op *t = find(OpKind::Transpose);
     // Both code layouts: codes [rows, cols] and codesT; otherwise codes is
@@ -510,17 +510,7 @@ Status CudaFunction::bindKernel(const cpu::ScheduleStep &s, const cpu::CudaKerne
     if (both && !t)
       return Status::error(fmt::format("kernel {}: writes transposed codes but has no transpose",
                                        s.kernel));
-    if (kind == "swiglu_hadamard_quantize") {
-      // x = silu(g) * u has no buffer: the kernel reads g (as x) and u.
-      const cpu::Op *silu = find(OpKind::Silu), *mul = find(OpKind::Mul);
-      if (!silu || !mul || mul->operands[0] != silu->results[0])
-        return Status::error(fmt::format("kernel {}: expected silu(g) * u feeding the quantizer",
-                                         s.kernel));
-      bind("x", silu->operands[0]);
-      bind("u", mul->operands[1]);
-    } else {
-      bind("x", first->operands[0]);
-    }
+    bind("x", first->operands[0]);
     bind("scale", q->results[1]);
     bind("codes", t && !both ? t->results[0] : q->results[0]);
     if (both)
