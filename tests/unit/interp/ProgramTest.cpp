@@ -228,19 +228,19 @@ TEST_F(ProgramTest, OperandAndResultCounts) {
 }
 
 TEST_F(ProgramTest, GemmAccumulatorShapeAndType) {
-  FunctionBuilder m = trainStep();
-  int64_t a = m.plainInput("f32", {4, 3});
-  int64_t c = m.plainInput("f32", {3, 5});
-  int64_t wrongShape = m.plainInput("f32", {5, 4});
-  m.op("matmul", {a, c, wrongShape}, "f32", {4, 5});
-  EXPECT_CONTAINS(loadError(m.build()), "expected [4, 5] (the accumulator is [M, N]");
-
-  FunctionBuilder t = trainStep();
-  int64_t ta = t.plainInput("bf16", {4, 3});
-  int64_t tc = t.plainInput("bf16", {3, 5});
-  int64_t wrongType = t.plainInput("f32", {4, 5});
-  t.op("matmul", {ta, tc, wrongType}, "bf16", {4, 5});
-  EXPECT_CONTAINS(loadError(t.build()), "the accumulator is f32 but the result is bf16");
+  // matmul [4, 3] x [3, 5] -> [4, 5] of `type` with an accumulator of accType / accShape.
+  auto accumulatorError = [&](const char *type, const char *accType, Shape accShape) {
+    FunctionBuilder m = trainStep();
+    int64_t a = m.plainInput(type, {4, 3});
+    int64_t c = m.plainInput(type, {3, 5});
+    int64_t acc = m.plainInput(accType, accShape);
+    m.op("matmul", {a, c, acc}, type, {4, 5});
+    return std::string(loadError(m.build()));
+  };
+  EXPECT_CONTAINS(accumulatorError("f32", "f32", {5, 4}),
+                  "expected [4, 5] (the accumulator is [M, N]");
+  EXPECT_CONTAINS(accumulatorError("bf16", "f32", {4, 5}),
+                  "the accumulator is f32 but the result is bf16");
 
   FunctionBuilder q = trainStep();
   int64_t qa = q.plainInput("i8", {4, 8});

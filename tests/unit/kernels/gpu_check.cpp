@@ -171,6 +171,15 @@ std::vector<float> fromBf16(const std::vector<uint16_t> &v) {
   return out;
 }
 
+/// halo.hadamard {side = right, transposed}'s output for the rows of x: the
+/// oracle's rotation, rounded to BF16.
+std::vector<float> unrotatedRowsBf16(std::vector<float> x, size_t rows, size_t cols) {
+  numerics::hadamardRows(x.data(), static_cast<int64_t>(rows), static_cast<int64_t>(cols), true);
+  for (float &v : x)
+    v = numerics::roundToBF16(v);
+  return x;
+}
+
 /// Random FP32 masters and AdamW moments; BF16-exact moments (weights) when
 /// the kernel stores them in BF16.
 struct AdamWState {
@@ -1132,10 +1141,7 @@ void Checker::rmsNormRotated(size_t rows, size_t dim, bool timing) {
   check(gpu_.ctx->synchronize());
   // The oracle: halo.hadamard's BF16 output, rms_norm_grad's BF16 dx plus
   // dres (rounded), dw in FP32.
-  std::vector<float> dy = x;
-  numerics::hadamardRows(dy.data(), p.rows, p.dim, true);
-  for (float &v : dy)
-    v = numerics::roundToBF16(v);
+  std::vector<float> dy = unrotatedRowsBf16(x, p.rows, p.dim);
   std::vector<float> wdx(n), wdw(dim);
   cpu::rmsNormBackward(h.data(), w.data(), eps, dy.data(), wdx.data(), wdw.data(), p.rows, p.dim);
   for (size_t i = 0; i < n; ++i)
@@ -1282,10 +1288,7 @@ void Checker::hadamardSwigluGrad(size_t rows, size_t cols, bool timing) {
   check(gpu_.ctx->synchronize());
   // The oracle: halo.hadamard's BF16 output, then the kernel body's mul,
   // silu, mul, silu_grad, each rounded to BF16 as the interpreter does.
-  std::vector<float> dy = x;
-  numerics::hadamardRows(dy.data(), p.rows, p.cols, true);
-  for (float &v : dy)
-    v = numerics::roundToBF16(v);
+  std::vector<float> dy = unrotatedRowsBf16(x, p.rows, p.cols);
   const int64_t ni = static_cast<int64_t>(n);
   std::vector<float> ds(n), sg(n), wdu(n), wdg(n);
   auto round = [](std::vector<float> &v) {
@@ -1630,10 +1633,7 @@ void Checker::adamwRows(size_t rows, size_t cols, bool bf16Moments, bool writeGr
   check(launch(gpu_, *l, 0, args()));
   check(gpu_.ctx->synchronize());
   // The oracle: halo.hadamard's BF16 output, then AdamW on it.
-  std::vector<float> g = grot;
-  numerics::hadamardRows(g.data(), static_cast<int64_t>(rows), static_cast<int64_t>(cols), true);
-  for (float &x : g)
-    x = numerics::roundToBF16(x);
+  std::vector<float> g = unrotatedRowsBf16(grot, rows, cols);
   std::string detail;
   bool ok = compareAdamW(state, g, gs, lr, step, p, dp, dm, dv, copy, detail);
   size_t badG = 0;
