@@ -1031,6 +1031,15 @@ Status FunctionParser::parsePlan(const json &obj) {
                                 *id, bytes, *offset, fn_.arenaBytes));
       fn_.offsets[*id] = *offset;
     }
+    // A GEMM with an accumulator adds into it in place (halo-plan-memory).
+    for (size_t i = 0; i < fn_.ops.size(); ++i)
+      if (std::optional<size_t> acc = accumulatorOperand(fn_.ops[i])) {
+        int64_t a = fn_.ops[i].operands[*acc], r = fn_.ops[i].results[0];
+        if (fn_.offsets[a] < 0 || fn_.offsets[a] != fn_.offsets[r])
+          return fail(fmt::format("offsets: op #{}'s accumulator (value {}) and result (value "
+                                  "{}) must share one arena offset, got {} and {}",
+                                  i, a, r, fn_.offsets[a], fn_.offsets[r]));
+      }
   }
   return Status::success();
 }

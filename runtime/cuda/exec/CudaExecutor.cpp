@@ -490,6 +490,16 @@ Status CudaFunction::bindKernel(const cpu::ScheduleStep &s, const cpu::CudaKerne
     else
       names[name] = *p;
   };
+  // Binds `name` to the input of the right rotation whose result is `dy`:
+  // the fused kernel rotates it itself, so dy has no buffer.
+  auto bindRotated = [&](const std::string &name, int64_t dy, const char *what) -> Status {
+    const cpu::Op *h = find(OpKind::Hadamard);
+    if (!h || h->results[0] != dy)
+      return Status::error(
+          fmt::format("kernel {}: expected a hadamard producing the {}'s dy", s.kernel, what));
+    bind(name, h->operands[0]);
+    return Status::success();
+  };
   names["ws"] = names["acc"] = workspace_ + workspaceUsed_;
   workspaceUsed_ += (wsBytes + 15) / 16 * 16;
   names["absmax"] = names["rstd"] = names["dres"] = names["dloss"] = names["copy"] = 0;
@@ -551,15 +561,10 @@ Status CudaFunction::bindKernel(const cpu::ScheduleStep &s, const cpu::CudaKerne
     const cpu::Op *g = find(OpKind::RmsNormGrad), *add = find(OpKind::Add);
     bind("h", g->operands[0]);
     bind("w", g->operands[1]);
-    if (kind == "rms_norm_grad") {
+    if (kind == "rms_norm_grad")
       bind("dy", g->operands[2]);
-    } else { // dy is the kernel's own rotation of dyRot (no buffer)
-      const cpu::Op *h = find(OpKind::Hadamard);
-      if (!h || h->results[0] != g->operands[2])
-        return Status::error(
-            fmt::format("kernel {}: expected a hadamard producing the RMSNorm's dy", s.kernel));
-      bind("dyRot", h->operands[0]);
-    }
+    else
+      HALO_RETURN_IF_ERROR(bindRotated("dyRot", g->operands[2], "RMSNorm"));
     bind("dw", g->results[1]);
     if (add) { // dx + dres in one pass
       bind("dres", add->operands[add->operands[0] == g->results[0] ? 1 : 0]);
@@ -590,8 +595,7 @@ Status CudaFunction::bindKernel(const cpu::ScheduleStep &s, const cpu::CudaKerne
     bind("u", mul->operands[mul->operands[0] == silu->results[0] ? 1 : 0]);
     bind("y", mul->results[0]);
   } else if (kind == "swiglu_grad" || kind == "hadamard_swiglu_grad") {
-    // dsilu = dy * u feeds silu_grad(g, dsilu); du = dy * silu(g). In
-    // hadamard_swiglu_grad dy is the kernel's own rotation of x (no buffer).
+    // dsilu = dy * u feeds silu_grad(g, dsilu); du = dy * silu(g).
     const cpu::Op *sg = find(OpKind::SiluGrad);
     const cpu::Op *dsilu = nullptr, *du = nullptr;
     for (int n = 0; const cpu::Op *m = find(OpKind::Mul, n); ++n)
@@ -602,15 +606,10 @@ Status CudaFunction::bindKernel(const cpu::ScheduleStep &s, const cpu::CudaKerne
     bind("u", dsilu->operands[1]);
     bind("dg", sg->results[0]);
     bind("du", du->results[0]);
-    if (kind == "swiglu_grad") {
+    if (kind == "swiglu_grad")
       bind("dy", dsilu->operands[0]);
-    } else {
-      const cpu::Op *h = find(OpKind::Hadamard);
-      if (!h || h->results[0] != dsilu->operands[0])
-        return Status::error(
-            fmt::format("kernel {}: expected a hadamard producing the SwiGLU's dy", s.kernel));
-      bind("x", h->operands[0]);
-    }
+    else
+      HALO_RETURN_IF_ERROR(bindRotated("x", dsilu->operands[0], "SwiGLU"));
   } else if (kind == "cross_entropy") {
     const cpu::Op *ce = find(OpKind::CrossEntropy), *grad = find(OpKind::CrossEntropyGrad);
     bind("logits", ce->operands[0]);

@@ -89,6 +89,26 @@ TEST(ProgramFile, DamagedManifestsAreRejected) {
   past["functions"]["train_step"]["arena_bytes"] = 16;
   EXPECT_NE(errorOf(past).find("past the 16-byte arena"), std::string::npos);
 
+  // An accumulating GEMM's result placed apart from its accumulator.
+  json apart = good;
+  json &fn = apart["functions"]["train_step"];
+  int64_t result = -1;
+  for (const json &op : fn["ops"])
+    if ((op["op"] == "matmul" && op["operands"].size() == 3) ||
+        (op["op"] == "qmatmul" && op["operands"].size() == 5)) {
+      result = op["results"][0];
+      break;
+    }
+  ASSERT_GE(result, 0) << "tiny's train_step has no accumulating GEMM";
+  bool moved = false;
+  for (json &entry : fn["offsets"])
+    if (entry[0] == result) {
+      entry[1] = entry[1].get<int64_t>() == 0 ? 256 : 0;
+      moved = true;
+    }
+  ASSERT_TRUE(moved);
+  EXPECT_NE(errorOf(apart).find("must share one arena offset"), std::string::npos);
+
   json noSource = good;
   noSource["cuda"]["sources"].erase(noSource["cuda"]["sources"].begin());
   EXPECT_NE(errorOf(noSource).find("no source for program"), std::string::npos);
