@@ -1198,10 +1198,23 @@ StatusOr<GeneratedKernel> attentionBackwardKernel(const AttentionParams &p) {
                      : tc  ? "attn_mma_dkdv<" + attnMmaTmpl(p)
                            : "attn_bwd_dkdv<" + attnTmpl(p);
   std::string dkdvBody = "  halo::" + dkdv + ">(q, k, v, dout, lse, delta, dk, dv);\n";
-  if (attnWgmma(p))
+  // Under sm_90a dQ comes from the dK/dV kernel (attn_wg_bwd): an FP32
+  // accumulator after delta in scratch, one flag per (batch, head, 64-query
+  // tile) in the workspace; the _dq entry is then empty.
+  bool fused = attnWgmma(p) && !p.separateDq;
+  int64_t rowsPad = (rows + 3) / 4 * 4, qTiles = (p.seqLen + 63) / 64;
+  if (fused) {
+    pk += std::string(", ") + kBf16 + "* __restrict__ dq, float* __restrict__ tmp, "
+          "unsigned* __restrict__ ws";
+    dkdvBody = archSelect("  halo::attn_wg_bwd<" + attnTmpl(p) +
+                              ">(q, k, v, dout, lse, delta, dk, dv, dq, tmp + " + str(rowsPad) +
+                              ", ws);\n",
+                          dkdvBody);
+  } else if (attnWgmma(p)) {
     dkdvBody = archSelect(
         "  halo::attn_wg_dkdv<" + attnTmpl(p) + ">(q, k, v, dout, lse, delta, dk, dv);\n",
         dkdvBody);
+  }
   w += entry(k.program, "_dkdv", dkdvThreads, pk, dkdvBody);
   std::string pq = b + "q, " + b + "k, " + b + "v, " + b +
                    "dout, const float* __restrict__ lse, const float* __restrict__ "
@@ -1212,8 +1225,9 @@ StatusOr<GeneratedKernel> attentionBackwardKernel(const AttentionParams &p) {
                            : "attn_bwd_dq<" + attnTmpl(p)) +
                        ">(q, k, v, dout, lse, delta, dq);\n";
   if (attnWgmma(p))
-    dqBody = archSelect("  halo::attn_wg_dq<" + attnTmpl(p) + ", " + str(dqKr) +
-                            ">(q, k, v, dout, lse, delta, dq);\n",
+    dqBody = archSelect(fused ? std::string()
+                              : "  halo::attn_wg_dq<" + attnTmpl(p) + ", " + str(dqKr) +
+                                    ">(q, k, v, dout, lse, delta, dq);\n",
                         dqBody);
   w += entry(k.program, "_dq", dqThreads, pq, dqBody);
   unsigned tiles = static_cast<unsigned>((p.seqLen + blockRows - 1) / blockRows);
@@ -1234,6 +1248,11 @@ StatusOr<GeneratedKernel> attentionBackwardKernel(const AttentionParams &p) {
                         attnGrid(tc, dqTiles, p.batch * p.heads),
                         {dqThreads, 1, 1}, dqSmem, pq});
   k.scratchBytes = static_cast<size_t>(rows * 4);
+  if (fused) {
+    k.scratchBytes =
+        static_cast<size_t>(rowsPad + p.batch * p.heads * qTiles * 64 * p.headDim) * 4;
+    k.workspaceBytes = static_cast<size_t>(p.batch * p.heads * qTiles) * 4;
+  }
   k.source = attnWgmma(p)
                  ? assemble(k.program, {"attention.cuh", "attention_mma.cuh", "attention_wgmma.cuh"}, w)
              : tc ? assemble(k.program, {"attention.cuh", "attention_mma.cuh"}, w)

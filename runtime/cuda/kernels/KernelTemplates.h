@@ -340,7 +340,10 @@ StatusOr<GeneratedKernel> adamwKernel(const AdamWParams &);
 /// Forward: <p>_fwd(q, k, v, out, float* lse).
 /// Backward: <p>_pre(out, dout, float* delta), <p>_dkdv(q, k, v, dout, lse,
 /// delta, dk, dv), <p>_dq(q, k, v, dout, lse, delta, dq); delta
-/// [batch * heads * seqLen] is scratchBytes. No atomics: deterministic.
+/// [batch * heads * seqLen] is scratchBytes. With the warpgroup-MMA kernels
+/// (targetSm >= 90, head dims 64 and 128) _dkdv also takes (dq, float* tmp
+/// = scratch, unsigned* ws = workspace) and computes dQ under sm_90a (see
+/// separateDq). Deterministic: no unordered atomics.
 struct AttentionParams {
   int64_t batch = 0;
   int64_t seqLen = 0;
@@ -358,6 +361,11 @@ struct AttentionParams {
   /// warpgroup-MMA kernel of the same geometry (attention_wgmma.cuh), which
   /// it runs when compiled for sm_90a.
   int targetSm = 0;
+  /// With the warpgroup-MMA kernels, dQ is computed by the dK/dV kernel
+  /// (attn_wg_bwd: each key block adds dS K to an FP32 accumulator in key
+  /// order, deterministic) and the _dq entry is empty under sm_90a; true
+  /// keeps the separate dQ kernel, which recomputes S and dP (for A/B runs).
+  bool separateDq = false;
 };
 StatusOr<GeneratedKernel> attentionForwardKernel(const AttentionParams &);
 StatusOr<GeneratedKernel> attentionBackwardKernel(const AttentionParams &);

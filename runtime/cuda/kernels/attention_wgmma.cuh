@@ -91,28 +91,32 @@ __device__ __forceinline__ void hold(float (&d)[NT][4]) {
 }
 
 // m64nNk16, BF16 in, FP32 accumulate. mma_ss: d (+)= A B^T, A [64 x 16] and
-// B [N x 16] K-major in shared memory (`accumulate` 0 overwrites d). mma_rs:
-// d += A B, A [64 x 16] in registers, B [16 x N] MN-major in shared memory.
+// B [N x 16] K-major in shared memory (`accumulate` 0 overwrites d); with
+// MN = 1 both are MN-major instead (d (+)= A B: A stored [16][64], B
+// [16][N]). mma_rs: d += A B, A [64 x 16] in registers, B [16 x N] MN-major
+// in shared memory.
+template <int MN = 0>
 __device__ __forceinline__ void mma_ss(float (&d)[4][4], unsigned long long adesc,
                                        unsigned long long bdesc, int accumulate) {
   asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
                "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {"
                "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15"
-               "}, %16, %17, p, 1, 1, 0, 0;\n}\n"
+               "}, %16, %17, p, 1, 1, %19, %19;\n}\n"
                : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
                  "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
                  "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
                  "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3])
-               : "l"(adesc), "l"(bdesc), "r"(accumulate));
+               : "l"(adesc), "l"(bdesc), "r"(accumulate), "n"(MN));
 }
 
+template <int MN = 0>
 __device__ __forceinline__ void mma_ss(float (&d)[8][4], unsigned long long adesc,
                                        unsigned long long bdesc, int accumulate) {
   asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
                "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
                "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16,"
                "%17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
-               "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+               "}, %32, %33, p, 1, 1, %35, %35;\n}\n"
                : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
                  "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
                  "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
@@ -121,7 +125,7 @@ __device__ __forceinline__ void mma_ss(float (&d)[8][4], unsigned long long ades
                  "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
                  "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
                  "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
-               : "l"(adesc), "l"(bdesc), "r"(accumulate));
+               : "l"(adesc), "l"(bdesc), "r"(accumulate), "n"(MN));
 }
 
 __device__ __forceinline__ void mma_rs(float (&d)[8][4], const unsigned (&a)[4],
@@ -198,6 +202,54 @@ __device__ __forceinline__ void gemm_pb(float (&acc)[HD / 8][4], const unsigned 
   commit();
   wait_all();
   hold(acc);
+}
+
+/// Issues acc = A B without waiting (the caller waits with wait_all): A =
+/// the 64 x R transpose of a swizzled [R][64] tile (MN-major), B = columns
+/// c0 .. c0 + 8 NT of a swizzled [R][HD] tile (MN-major); c0 % 32 == 0.
+template <int R, int NT>
+__device__ __forceinline__ void issue_atb(float (&acc)[NT][4], const bf16 *at, const bf16 *b,
+                                          int c0) {
+  hold(acc);
+  fence();
+#pragma unroll
+  for (int kk = 0; kk < R / 16; ++kk)
+    mma_ss<1>(acc, desc(at + kk * 16 * 64, R * 128, 1024),
+              desc(b + swz<R>(16 * kk, c0), R * 128, 1024), kk > 0);
+  commit();
+}
+
+/// A warpgroup's A fragments (64 rows from r0 x 64 columns, pack_a's layout)
+/// into a swizzled [R][64] tile; zeros when `live` is false.
+template <int R>
+__device__ __forceinline__ void store_frags(bf16 *tile, int r0, const unsigned (&a)[4][4],
+                                            bool live) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int row = r0 + 16 * ((threadIdx.x >> 5) & 3) + g;
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk)
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      *reinterpret_cast<unsigned *>(tile + swz<R>(row + 8 * (e & 1), 16 * kk + 8 * (e >> 1)) +
+                                    2 * t) = live ? a[kk][e] : 0u;
+}
+
+__device__ __forceinline__ unsigned ld_acquire(const unsigned *p) {
+  unsigned v;
+  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+__device__ __forceinline__ void red_release(unsigned *p, unsigned v) {
+  asm volatile("red.release.gpu.global.add.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
+}
+/// Named barrier of `n` threads (id 0 is __syncthreads').
+__device__ __forceinline__ void bar_sync(int id, int n) {
+  asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(n) : "memory");
+}
+__device__ __forceinline__ void red_add4(float *p, const float (&v)[4]) {
+  asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};" ::"l"(p), "f"(v[0]), "f"(v[1]),
+               "f"(v[2]), "f"(v[3])
+               : "memory");
 }
 
 } // namespace wg
@@ -406,6 +458,170 @@ __device__ __forceinline__ void attn_wg_dkdv(const bf16 *q, const bf16 *k, const
     dscores_cols(pp, pp, st, d_s);
     wg::gemm_pb<HD, KR>(dkacc, pp, q_s); // dK += dS^T Q
   }
+  store_rows<HD>(dk + (size_t)b * S * kld + kvh * HD, kld, first + 16 * warp, S, dkacc, scale,
+                 scale);
+  store_rows<HD>(dv + (size_t)b * S * kld + kvh * HD, kld, first + 16 * warp, S, dvacc, 1.0f,
+                 1.0f);
+}
+
+// dK, dV and dQ in one kernel: attn_wg_dkdv's blocks and products, plus
+// dQ = dS K for the block's 128 keys. Each item's dS^T (both warpgroups'
+// halves) goes through a swizzled [128][64] shared tile; warpgroup i then
+// computes head-dim columns HD/2 i .. of the item's 64 queries (an MN-major
+// product from shared memory) and adds them to an FP32 accumulator, dqacc
+// (per batch, head, 64-query tile and warpgroup 64 x HD/2 floats in
+// fragment order), in a fixed order, so the result is deterministic without
+// a second pass over the scores:
+//   - the key blocks that see query tile qt are kt = 0 .. last(qt); kt = 0
+//     stores its partial, each later one waits until flags[b, h, qt] == kt
+//     (one thread polls while the product runs) and adds its partial
+//     (red.global.add.v4.f32), and the last one adds the sum to its partial
+//     in registers and writes dQ in BF16 (and resets the flag: the flags
+//     are zero between launches, workspace);
+//   - after an item, thread 0 raises the flag (red.release) behind the next
+//     item's barrier, which all threads' adds precede;
+//   - items run query tiles in descending order, heads inner, so block kt
+//     meets its tiles in block kt - 1's order and trails it by about one
+//     item (ascending order would make every block wait for block 0's whole
+//     run). Blocks start in blockIdx order (kt = blockIdx.y, all heads of
+//     kt before kt + 1), so the block a block waits for has started.
+template <int S, int H, int KV, int HD>
+__device__ __forceinline__ void attn_wg_bwd(const bf16 *q, const bf16 *k, const bf16 *v,
+                                            const bf16 *dout, const float *lse,
+                                            const float *delta, bf16 *dk, bf16 *dv, bf16 *dq,
+                                            float *dqacc, unsigned *flags) {
+  using namespace mma;
+  constexpr int KR = 64, NT = KR / 8, DT = HD / 8, BR = 128, QT = (S + KR - 1) / KR;
+  constexpr int GRP = H / KV, TILE = KR * HD, DQN = HD / 2;
+  static_assert(HD == 64 || HD == 128, "wgmma attention needs head dim 64 or 128");
+  extern __shared__ __align__(1024) unsigned char attn_wg_smem[];
+  bf16 *ks = reinterpret_cast<bf16 *>(attn_wg_smem), *vs = ks + BR * HD, *qs = vs + BR * HD,
+       *dos = qs + 2 * TILE;
+  float *ls = reinterpret_cast<float *>(dos + 2 * TILE), *dls = ls + 2 * KR;
+  bf16 *dst = reinterpret_cast<bf16 *>(dls + 2 * KR); // [BR][64] dS^T, 1 KiB aligned
+  const int kt = blockIdx.y; // the key block: long (early) ones first, over all heads
+  const int bg = blockIdx.x, b = bg / KV, kvh = bg % KV;
+  const int grp = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
+  const int g = lane >> 2, t = lane & 3;
+  const size_t kld = (size_t)KV * HD, qld = (size_t)H * HD;
+  const float scale = 1.0f / sqrtf((float)HD), sl2 = scale * 1.4426950408889634f;
+  const int first = kt * BR + 64 * grp; // the warpgroup's first key
+  const int nq = QT - (kt * BR) / KR;   // query tiles per head
+  auto tile_of = [&](int i, int &h, int &qt) {
+    qt = QT - 1 - i / GRP;
+    h = kvh * GRP + i % GRP;
+  };
+  auto issue = [&](int i) {
+    int h, qt;
+    tile_of(i, h, qt);
+    const int buf = i & 1;
+    const size_t l0 = ((size_t)b * H + h) * S;
+    wg::load_tile<HD, KR>(qs + buf * TILE, q + (size_t)b * S * qld + h * HD, qld, qt * KR, S);
+    wg::load_tile<HD, KR>(dos + buf * TILE, dout + (size_t)b * S * qld + h * HD, qld, qt * KR, S);
+    for (int r = threadIdx.x; r < KR; r += blockDim.x) {
+      const int row = qt * KR + r;
+      ls[buf * KR + r] = row < S ? lse[l0 + row] * 1.4426950408889634f : 0.0f;
+      dls[buf * KR + r] = row < S ? delta[l0 + row] : 0.0f;
+    }
+  };
+  wg::load_tile<HD, BR>(ks, k + (size_t)b * S * kld + kvh * HD, kld, kt * BR, S);
+  wg::load_tile<HD, BR>(vs, v + (size_t)b * S * kld + kvh * HD, kld, kt * BR, S);
+  issue(0);
+  cp_async_commit();
+  float dkacc[DT][4], dvacc[DT][4];
+#pragma unroll
+  for (int n = 0; n < DT; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      dkacc[n][e] = dvacc[n][e] = 0.0f;
+  const int items = GRP * nq;
+  // The flag to raise (or, after the last key block, reset) once every
+  // thread's part of the item's partial is in: behind the next barrier.
+  unsigned *raise = nullptr;
+  bool reset = false;
+  auto raise_flag = [&] {
+    if (threadIdx.x == 0 && raise) {
+      if (reset)
+        *raise = 0u;
+      else
+        wg::red_release(raise, 1u);
+    }
+    raise = nullptr;
+  };
+  for (int i = 0; i < items; ++i) {
+    wg::landed();
+    __syncthreads();
+    raise_flag();
+    if (i + 1 < items) {
+      issue(i + 1);
+      cp_async_commit();
+    }
+    int h, qt;
+    tile_of(i, h, qt);
+    const int buf = i & 1;
+    const bf16 *q_s = qs + buf * TILE, *do_s = dos + buf * TILE;
+    const float *l_s = ls + buf * KR, *d_s = dls + buf * KR;
+    // The warpgroup's keys are visible to some query of the tile.
+    const bool live = qt * KR + KR - 1 >= first;
+    unsigned pp[KR / 16][4];
+    if (live) {
+      // P^T (64 keys x KR queries), zero where masked.
+      float st[NT][4];
+      wg::gemm_abt<HD, BR, KR, NT>(st, ks, 64 * grp, q_s, 0);
+      probs_cols(pp, st, l_s, sl2, qt * KR < first + 63, first + 16 * warp + g, qt * KR, S);
+      wg::gemm_pb<HD, KR>(dvacc, pp, do_s);                 // dV += P^T dO
+      wg::gemm_abt<HD, BR, KR, NT>(st, vs, 64 * grp, do_s, 0); // dP^T = V dO^T
+      dscores_cols(pp, pp, st, d_s);
+      wg::gemm_pb<HD, KR>(dkacc, pp, q_s); // dK += dS^T Q
+    }
+    wg::store_frags<BR>(dst, 64 * grp, pp, live);
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    wg::bar_sync(1, 256); // both halves of dS^T are in place
+    // dQ partial: the tile's 64 queries x columns DQN grp .. over the block's
+    // keys; the earlier key blocks' flag is polled while the product runs.
+    float dqp[DQN / 8][4];
+    wg::issue_atb<BR, DQN / 8>(dqp, dst, ks, DQN * grp);
+    const int last = min(qt * KR + KR - 1, S - 1) / BR;
+    unsigned *flag = flags + ((size_t)b * H + h) * QT + qt;
+    if (kt > 0 && (threadIdx.x & 127) == 0)
+      while (wg::ld_acquire(flag) < (unsigned)kt) {
+      }
+    wg::wait_all();
+    wg::hold(dqp);
+    if (kt > 0)
+      wg::bar_sync(2 + grp, 128); // the earlier key blocks' partials are in
+    // The accumulator of (b, h, qt, grp) is 64 x DQN floats in fragment
+    // order: tile n of thread x at [n][x][4], so each access is a float4 and
+    // a warp's covers 512 contiguous bytes.
+    float *acc = dqacc + ((((size_t)b * H + h) * QT + qt) * 2 + grp) * (64 * DQN) +
+                 (threadIdx.x & 127) * 4;
+    if (kt == last) {
+      if (kt > 0)
+#pragma unroll
+        for (int n = 0; n < DQN / 8; ++n) {
+          const float4 a = __ldcg(reinterpret_cast<const float4 *>(acc + n * 512));
+          dqp[n][0] += a.x;
+          dqp[n][1] += a.y;
+          dqp[n][2] += a.z;
+          dqp[n][3] += a.w;
+        }
+      store_rows<DQN>(dq + (size_t)b * S * qld + h * HD + DQN * grp, qld, qt * KR + 16 * warp, S,
+                      dqp, scale, scale);
+    } else {
+#pragma unroll
+      for (int n = 0; n < DQN / 8; ++n) {
+        if (kt == 0)
+          __stcg(reinterpret_cast<float4 *>(acc + n * 512),
+                 make_float4(dqp[n][0], dqp[n][1], dqp[n][2], dqp[n][3]));
+        else
+          wg::red_add4(acc + n * 512, dqp[n]);
+      }
+    }
+    raise = kt == last && kt == 0 ? nullptr : flag;
+    reset = kt == last;
+  }
+  __syncthreads();
+  raise_flag();
   store_rows<HD>(dk + (size_t)b * S * kld + kvh * HD, kld, first + 16 * warp, S, dkacc, scale,
                  scale);
   store_rows<HD>(dv + (size_t)b * S * kld + kvh * HD, kld, first + 16 * warp, S, dvacc, 1.0f,

@@ -600,8 +600,28 @@ TEST(Generator, AttentionOnTensorCoresWhereTheHeadDimAllows) {
                              "32, 8, 128>(q, k, v, out, lse);\n#else\n  halo::attn_mma_fwd<"),
             std::string::npos);
   EXPECT_EQ(f90->launches[0].sharedBytes, f->launches[0].sharedBytes);
-  EXPECT_NE(b90->source.find("halo::attn_wg_dkdv<2048, 32, 8, 128>"), std::string::npos);
-  EXPECT_NE(b90->source.find("halo::attn_wg_dq<2048, 32, 8, 128, 32>"), std::string::npos);
+  // dQ inside the dK/dV kernel under sm_90a: its entry takes dq, scratch (delta,
+  // then the FP32 accumulator) and the workspace (a flag per 64-query tile);
+  // the _dq entry is empty there.
+  EXPECT_NE(b90->source.find("halo::attn_wg_bwd<2048, 32, 8, 128>(q, k, v, dout, lse, delta, "
+                             "dk, dv, dq, tmp + 262144, ws);"),
+            std::string::npos);
+  EXPECT_NE(b90->launches[1].signature.find("dq, float* __restrict__ tmp, unsigned* "
+                                            "__restrict__ ws"),
+            std::string::npos);
+  EXPECT_EQ(b90->source.find("attn_wg_dq<"), std::string::npos);
+  EXPECT_NE(b90->source.find("#if defined(__CUDA_ARCH_FEAT_SM90_ALL)\n#else\n  halo::attn_mma_dq<"),
+            std::string::npos);
+  EXPECT_EQ(b90->workspaceBytes, 4u * 4 * 32 * (2048 / 64)); // batch x heads x tiles flags
+  EXPECT_EQ(b90->scratchBytes, (4u * 2048 * 32 + 4u * 32 * 2048 * 128) * 4);
+  hopper.separateDq = true;
+  StatusOr<GeneratedKernel> sep = attentionBackwardKernel(hopper);
+  ASSERT_TRUE(sep.ok());
+  EXPECT_NE(sep->source.find("halo::attn_wg_dkdv<2048, 32, 8, 128>"), std::string::npos);
+  EXPECT_NE(sep->source.find("halo::attn_wg_dq<2048, 32, 8, 128, 32>"), std::string::npos);
+  EXPECT_EQ(sep->workspaceBytes, 0u);
+  EXPECT_EQ(sep->scratchBytes, 4u * 2048 * 32 * 4);
+  hopper.separateDq = false;
   EXPECT_EQ(f->source.find("attn_wg_"), std::string::npos);
   AttentionParams hopper96{2, 200, 4, 2, 96};
   hopper96.targetSm = 90;

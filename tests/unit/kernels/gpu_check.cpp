@@ -1693,17 +1693,33 @@ void Checker::attention(size_t B, size_t S, size_t H, size_t KV, size_t hd, bool
   Buf out = alloc(gpu_, T * H * hd * 2), lse = alloc(gpu_, B * H * S * 4);
   Buf ddo = upload(gpu_, toBf16(dout)), delta = alloc(gpu_, lb->kernel.scratchBytes);
   Buf gq = alloc(gpu_, T * H * hd * 2), gk = alloc(gpu_, T * KV * hd * 2), gv = alloc(gpu_, T * KV * hd * 2);
+  Buf ws = alloc(gpu_, std::max<size_t>(lb->kernel.workspaceBytes, 16)); // zeroed
   auto fwd = [&] {
     check(launch(gpu_, *lf, 0, Args().ptr(dq.p()).ptr(dk.p()).ptr(dv.p()).ptr(out.p()).ptr(lse.p())));
   };
-  auto bwd = [&] {
-    check(launch(gpu_, *lb, 0, Args().ptr(out.p()).ptr(ddo.p()).ptr(delta.p())));
-    check(launch(gpu_, *lb, 1, Args().ptr(dq.p()).ptr(dk.p()).ptr(dv.p()).ptr(ddo.p()).ptr(lse.p()).ptr(delta.p()).ptr(gk.p()).ptr(gv.p())));
-    check(launch(gpu_, *lb, 2, Args().ptr(dq.p()).ptr(dk.p()).ptr(dv.p()).ptr(ddo.p()).ptr(lse.p()).ptr(delta.p()).ptr(gq.p())));
+  // The dK/dV launch of `l` (its `i`-th), writing gk_ / gv_ (and gq_ where it
+  // computes dQ too: attn_wg_bwd's signature ends with the workspace).
+  auto dkdv = [&](const Loaded &l, size_t i, Buf &gq_, Buf &gk_, Buf &gv_) {
+    Args a;
+    a.ptr(dq.p()).ptr(dk.p()).ptr(dv.p()).ptr(ddo.p()).ptr(lse.p()).ptr(delta.p()).ptr(gk_.p()).ptr(gv_.p());
+    if (l.kernel.launches[i].signature.find("* __restrict__ ws") != std::string::npos)
+      a.ptr(gq_.p()).ptr(delta.p()).ptr(ws.p());
+    check(launch(gpu_, l, i, a));
   };
+  auto bwdOf = [&](const Loaded &l) {
+    check(launch(gpu_, l, 0, Args().ptr(out.p()).ptr(ddo.p()).ptr(delta.p())));
+    dkdv(l, 1, gq, gk, gv);
+    check(launch(gpu_, l, 2, Args().ptr(dq.p()).ptr(dk.p()).ptr(dv.p()).ptr(ddo.p()).ptr(lse.p()).ptr(delta.p()).ptr(gq.p())));
+  };
+  auto bwd = [&] { bwdOf(*lb); };
   fwd();
   bwd();
   check(gpu_.ctx->synchronize());
+  // Deterministic, and the workspace is left ready: a second run writes the same bits.
+  std::vector<uint16_t> dq1 = download<uint16_t>(gq, q.size()), dk1 = download<uint16_t>(gk, k.size());
+  bwd();
+  check(gpu_.ctx->synchronize());
+  bool same = dq1 == download<uint16_t>(gq, q.size()) && dk1 == download<uint16_t>(gk, k.size());
   // The oracle runs on the BF16 output the backward kernels saw.
   std::vector<float> wout(T * H * hd), wlse(B * H * S);
   cpu::attention(q.data(), k.data(), v.data(), p.batch, p.seqLen, p.heads, p.kvHeads, p.headDim,
@@ -1721,13 +1737,23 @@ void Checker::attention(size_t B, size_t S, size_t H, size_t KV, size_t hd, bool
   std::string s4 = compareFloats(fromBf16(download<uint16_t>(gk, k.size())), wk, {2e-2, 2e-2}, d);
   std::string s5 = compareFloats(fromBf16(download<uint16_t>(gv, v.size())), wv, {2e-2, 2e-2}, e);
   rep_.result(name + "_fwd", a && b, "out " + s1 + "; lse " + s2);
-  rep_.result(name + "_bwd", c && d && e, "dq " + s3 + "; dk " + s4 + "; dv " + s5);
+  rep_.result(name + "_bwd", c && d && e && same,
+              "dq " + s3 + "; dk " + s4 + "; dv " + s5 +
+                  (same ? "; a second run is bit-identical" : "; a second run DIFFERS"));
   if (timing) {
     float mf = timeMs(gpu_, fwd, 5), mb = timeMs(gpu_, bwd, 5);
     double flops = 4.0 * B * H * S * S / 2 * hd; // causal
     std::ostringstream t;
     t << name << ": fwd " << mf << " ms (" << flops / (mf * 1e-3) / 1e12 << " TFLOP/s), bwd "
       << mb << " ms (" << 2.5 * flops / (mb * 1e-3) / 1e12 << " TFLOP/s)";
+    if (lb->kernel.workspaceBytes) {
+      // The same backward with the separate dQ kernel, in this run.
+      AttentionParams ps = p;
+      ps.separateDq = true;
+      auto lsep = get(attentionBackwardKernel(ps));
+      float msep = timeMs(gpu_, [&] { bwdOf(*lsep); }, 5);
+      t << "; separate dQ kernel: bwd " << msep << " ms";
+    }
     rep_.log << "[TIME] " << t.str() << std::endl;
     timings.push_back(t.str());
   }
@@ -1801,7 +1827,7 @@ void Checker::attention(size_t B, size_t S, size_t H, size_t KV, size_t hd, bool
       if (vr.kind == 0)
         run = [&] { check(launch(gpu_, *lv, 0, Args().ptr(dq.p()).ptr(dk.p()).ptr(dv.p()).ptr(out2.p()).ptr(lse2.p()))); };
       else if (vr.kind == 1)
-        run = [&] { check(launch(gpu_, *lv, 0, Args().ptr(dq.p()).ptr(dk.p()).ptr(dv.p()).ptr(ddo.p()).ptr(lse.p()).ptr(delta.p()).ptr(gk2.p()).ptr(gv2.p()))); };
+        run = [&] { dkdv(*lv, 0, gq2, gk2, gv2); };
       else
         run = [&] { check(launch(gpu_, *lv, 0, Args().ptr(dq.p()).ptr(dk.p()).ptr(dv.p()).ptr(ddo.p()).ptr(lse.p()).ptr(delta.p()).ptr(gq2.p()))); };
       run();
@@ -1828,7 +1854,7 @@ void Checker::attention(size_t B, size_t S, size_t H, size_t KV, size_t hd, bool
     for (size_t i = 0; i < 3; ++i) {
       float ms = timeMs(gpu_, [&] {
         if (i == 0) check(launch(gpu_, *lb, 0, Args().ptr(out.p()).ptr(ddo.p()).ptr(delta.p())));
-        if (i == 1) check(launch(gpu_, *lb, 1, Args().ptr(dq.p()).ptr(dk.p()).ptr(dv.p()).ptr(ddo.p()).ptr(lse.p()).ptr(delta.p()).ptr(gk.p()).ptr(gv.p())));
+        if (i == 1) dkdv(*lb, 1, gq, gk, gv);
         if (i == 2) check(launch(gpu_, *lb, 2, Args().ptr(dq.p()).ptr(dk.p()).ptr(dv.p()).ptr(ddo.p()).ptr(lse.p()).ptr(delta.p()).ptr(gq.p())));
       }, 10);
       rep_.log << "[TIME] " << name << " default bwd launch " << i << ": " << ms << " ms" << std::endl;
