@@ -252,6 +252,23 @@ __device__ __forceinline__ void red_add4(float *p, const float (&v)[4]) {
                : "memory");
 }
 
+/// A dK/dV item's inputs into buffer `buf`: the Q and dO rows of query tile
+/// qt (KR rows) of head h, with their lse (log2 units) and delta.
+template <int S, int H, int HD, int KR>
+__device__ __forceinline__ void load_queries(bf16 *qs, bf16 *dos, float *ls, float *dls,
+                                             const bf16 *q, const bf16 *dout, const float *lse,
+                                             const float *delta, int b, int h, int qt, int buf) {
+  constexpr size_t qld = (size_t)H * HD;
+  const size_t l0 = ((size_t)b * H + h) * S;
+  load_tile<HD, KR>(qs + buf * KR * HD, q + (size_t)b * S * qld + h * HD, qld, qt * KR, S);
+  load_tile<HD, KR>(dos + buf * KR * HD, dout + (size_t)b * S * qld + h * HD, qld, qt * KR, S);
+  for (int r = threadIdx.x; r < KR; r += blockDim.x) {
+    const int row = qt * KR + r;
+    ls[buf * KR + r] = row < S ? lse[l0 + row] * 1.4426950408889634f : 0.0f;
+    dls[buf * KR + r] = row < S ? delta[l0 + row] : 0.0f;
+  }
+}
+
 } // namespace wg
 
 // Forward (attn_mma_fwd's geometry: 128 threads, 128 queries of (b, h) per
@@ -413,15 +430,8 @@ __device__ __forceinline__ void attn_wg_dkdv(const bf16 *q, const bf16 *k, const
   const int first = kt * BR + 64 * grp; // the warpgroup's first key
   const int qt0 = (kt * BR) / KR, nq = QT - qt0; // query tiles per head
   auto issue = [&](int i) {
-    const int h = kvh * GRP + i / nq, qt = qt0 + i % nq, buf = i & 1;
-    const size_t l0 = ((size_t)b * H + h) * S;
-    wg::load_tile<HD, KR>(qs + buf * TILE, q + (size_t)b * S * qld + h * HD, qld, qt * KR, S);
-    wg::load_tile<HD, KR>(dos + buf * TILE, dout + (size_t)b * S * qld + h * HD, qld, qt * KR, S);
-    for (int r = threadIdx.x; r < KR; r += blockDim.x) {
-      const int row = qt * KR + r;
-      ls[buf * KR + r] = row < S ? lse[l0 + row] * 1.4426950408889634f : 0.0f;
-      dls[buf * KR + r] = row < S ? delta[l0 + row] : 0.0f;
-    }
+    wg::load_queries<S, H, HD, KR>(qs, dos, ls, dls, q, dout, lse, delta, b,
+                                   kvh * GRP + i / nq, qt0 + i % nq, i & 1);
   };
   wg::load_tile<HD, BR>(ks, k + (size_t)b * S * kld + kvh * HD, kld, kt * BR, S);
   wg::load_tile<HD, BR>(vs, v + (size_t)b * S * kld + kvh * HD, kld, kt * BR, S);
@@ -514,15 +524,7 @@ __device__ __forceinline__ void attn_wg_bwd(const bf16 *q, const bf16 *k, const 
   auto issue = [&](int i) {
     int h, qt;
     tile_of(i, h, qt);
-    const int buf = i & 1;
-    const size_t l0 = ((size_t)b * H + h) * S;
-    wg::load_tile<HD, KR>(qs + buf * TILE, q + (size_t)b * S * qld + h * HD, qld, qt * KR, S);
-    wg::load_tile<HD, KR>(dos + buf * TILE, dout + (size_t)b * S * qld + h * HD, qld, qt * KR, S);
-    for (int r = threadIdx.x; r < KR; r += blockDim.x) {
-      const int row = qt * KR + r;
-      ls[buf * KR + r] = row < S ? lse[l0 + row] * 1.4426950408889634f : 0.0f;
-      dls[buf * KR + r] = row < S ? delta[l0 + row] : 0.0f;
-    }
+    wg::load_queries<S, H, HD, KR>(qs, dos, ls, dls, q, dout, lse, delta, b, h, qt, i & 1);
   };
   wg::load_tile<HD, BR>(ks, k + (size_t)b * S * kld + kvh * HD, kld, kt * BR, S);
   wg::load_tile<HD, BR>(vs, v + (size_t)b * S * kld + kvh * HD, kld, kt * BR, S);
