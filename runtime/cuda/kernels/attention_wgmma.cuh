@@ -18,8 +18,13 @@
 // runs over the rows: P V, dS K, P^T dO, dS^T Q) it steps 16 rows (2 KiB) per
 // k16, with the column blocks R * 128 bytes apart (leading byte offset) and
 // 8-row groups 1 KiB apart (stride byte offset). Each product is issued,
-// committed and waited for before its result is used; the overlap comes from
-// the other warpgroup or block on the SM.
+// committed and waited for before its result is used (attn_wg_bwd's dQ
+// product only polls a flag in between); the overlap comes from the other
+// warpgroup or block on the SM.
+//
+// attn_wg_bwd (the default backward here) computes dQ inside the dK/dV
+// kernel and adds the key blocks' partials in a fixed order; attn_wg_dkdv +
+// attn_wg_dq are the separate pair (AttentionParams::separateDq).
 //
 // ===----------------------------------------------------------------------===//
 
@@ -269,6 +274,27 @@ __device__ __forceinline__ void load_queries(bf16 *qs, bf16 *dos, float *ls, flo
   }
 }
 
+/// One dK/dV item of a warpgroup (64 keys from `first`, rows 64 grp of the
+/// swizzled [128][HD] K and V tiles) against a KR-query tile from query q0:
+/// dV += P^T dO and dK += dS^T Q; dS^T is left in ds (A fragments).
+template <int S, int HD, int KR>
+__device__ __forceinline__ void dkdv_item(float (&dkacc)[HD / 8][4], float (&dvacc)[HD / 8][4],
+                                          unsigned (&ds)[KR / 16][4], const bf16 *ks,
+                                          const bf16 *vs, const bf16 *q_s, const bf16 *do_s,
+                                          const float *l_s, const float *d_s, float sl2,
+                                          int grp, int first, int q0) {
+  constexpr int NT = KR / 8;
+  const int key = first + 16 * ((threadIdx.x >> 5) & 3) + ((threadIdx.x & 31) >> 2);
+  // P^T (64 keys x KR queries), zero where masked.
+  float st[NT][4];
+  gemm_abt<HD, 128, KR, NT>(st, ks, 64 * grp, q_s, 0);
+  mma::probs_cols(ds, st, l_s, sl2, q0 < first + 63, key, q0, S);
+  gemm_pb<HD, KR>(dvacc, ds, do_s);                 // dV += P^T dO
+  gemm_abt<HD, 128, KR, NT>(st, vs, 64 * grp, do_s, 0); // dP^T = V dO^T
+  mma::dscores_cols(ds, ds, st, d_s);
+  gemm_pb<HD, KR>(dkacc, ds, q_s); // dK += dS^T Q
+}
+
 } // namespace wg
 
 // Forward (attn_mma_fwd's geometry: 128 threads, 128 queries of (b, h) per
@@ -414,7 +440,7 @@ __device__ __forceinline__ void attn_wg_dkdv(const bf16 *q, const bf16 *k, const
                                              const bf16 *dout, const float *lse,
                                              const float *delta, bf16 *dk, bf16 *dv) {
   using namespace mma;
-  constexpr int KR = 64, NT = KR / 8, DT = HD / 8, BR = 128, QT = (S + KR - 1) / KR;
+  constexpr int KR = 64, DT = HD / 8, BR = 128, QT = (S + KR - 1) / KR;
   constexpr int GRP = H / KV, TILE = KR * HD;
   static_assert(HD == 64 || HD == 128, "wgmma attention needs head dim 64 or 128");
   extern __shared__ __align__(1024) unsigned char attn_wg_smem[];
@@ -423,9 +449,8 @@ __device__ __forceinline__ void attn_wg_dkdv(const bf16 *q, const bf16 *k, const
   float *ls = reinterpret_cast<float *>(dos + 2 * TILE), *dls = ls + 2 * KR;
   const int kt = blockIdx.y; // the key block: long (early) ones first, over all heads
   const int bg = blockIdx.x, b = bg / KV, kvh = bg % KV;
-  const int grp = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
-  const int g = lane >> 2;
-  const size_t kld = (size_t)KV * HD, qld = (size_t)H * HD;
+  const int grp = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3;
+  const size_t kld = (size_t)KV * HD;
   const float scale = 1.0f / sqrtf((float)HD), sl2 = scale * 1.4426950408889634f;
   const int first = kt * BR + 64 * grp; // the warpgroup's first key
   const int qt0 = (kt * BR) / KR, nq = QT - qt0; // query tiles per head
@@ -458,15 +483,9 @@ __device__ __forceinline__ void attn_wg_dkdv(const bf16 *q, const bf16 *k, const
     const float *l_s = ls + buf * KR, *d_s = dls + buf * KR;
     if (qt * KR + KR - 1 < first)
       continue; // no query of the tile sees the warpgroup's keys
-    // P^T (64 keys x KR queries), zero where masked.
-    float st[NT][4];
-    wg::gemm_abt<HD, BR, KR, NT>(st, ks, 64 * grp, q_s, 0);
-    unsigned pp[KR / 16][4];
-    probs_cols(pp, st, l_s, sl2, qt * KR < first + 63, first + 16 * warp + g, qt * KR, S);
-    wg::gemm_pb<HD, KR>(dvacc, pp, do_s);                 // dV += P^T dO
-    wg::gemm_abt<HD, BR, KR, NT>(st, vs, 64 * grp, do_s, 0); // dP^T = V dO^T
-    dscores_cols(pp, pp, st, d_s);
-    wg::gemm_pb<HD, KR>(dkacc, pp, q_s); // dK += dS^T Q
+    unsigned ds[KR / 16][4];
+    wg::dkdv_item<S, HD, KR>(dkacc, dvacc, ds, ks, vs, q_s, do_s, l_s, d_s, sl2, grp, first,
+                             qt * KR);
   }
   store_rows<HD>(dk + (size_t)b * S * kld + kvh * HD, kld, first + 16 * warp, S, dkacc, scale,
                  scale);
@@ -501,7 +520,7 @@ __device__ __forceinline__ void attn_wg_bwd(const bf16 *q, const bf16 *k, const 
                                             const float *delta, bf16 *dk, bf16 *dv, bf16 *dq,
                                             float *dqacc, unsigned *flags) {
   using namespace mma;
-  constexpr int KR = 64, NT = KR / 8, DT = HD / 8, BR = 128, QT = (S + KR - 1) / KR;
+  constexpr int KR = 64, DT = HD / 8, BR = 128, QT = (S + KR - 1) / KR;
   constexpr int GRP = H / KV, TILE = KR * HD, DQN = HD / 2;
   static_assert(HD == 64 || HD == 128, "wgmma attention needs head dim 64 or 128");
   extern __shared__ __align__(1024) unsigned char attn_wg_smem[];
@@ -511,8 +530,7 @@ __device__ __forceinline__ void attn_wg_bwd(const bf16 *q, const bf16 *k, const 
   bf16 *dst = reinterpret_cast<bf16 *>(dls + 2 * KR); // [BR][64] dS^T, 1 KiB aligned
   const int kt = blockIdx.y; // the key block: long (early) ones first, over all heads
   const int bg = blockIdx.x, b = bg / KV, kvh = bg % KV;
-  const int grp = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
-  const int g = lane >> 2, t = lane & 3;
+  const int grp = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3;
   const size_t kld = (size_t)KV * HD, qld = (size_t)H * HD;
   const float scale = 1.0f / sqrtf((float)HD), sl2 = scale * 1.4426950408889634f;
   const int first = kt * BR + 64 * grp; // the warpgroup's first key
@@ -565,18 +583,11 @@ __device__ __forceinline__ void attn_wg_bwd(const bf16 *q, const bf16 *k, const 
     const float *l_s = ls + buf * KR, *d_s = dls + buf * KR;
     // The warpgroup's keys are visible to some query of the tile.
     const bool live = qt * KR + KR - 1 >= first;
-    unsigned pp[KR / 16][4];
-    if (live) {
-      // P^T (64 keys x KR queries), zero where masked.
-      float st[NT][4];
-      wg::gemm_abt<HD, BR, KR, NT>(st, ks, 64 * grp, q_s, 0);
-      probs_cols(pp, st, l_s, sl2, qt * KR < first + 63, first + 16 * warp + g, qt * KR, S);
-      wg::gemm_pb<HD, KR>(dvacc, pp, do_s);                 // dV += P^T dO
-      wg::gemm_abt<HD, BR, KR, NT>(st, vs, 64 * grp, do_s, 0); // dP^T = V dO^T
-      dscores_cols(pp, pp, st, d_s);
-      wg::gemm_pb<HD, KR>(dkacc, pp, q_s); // dK += dS^T Q
-    }
-    wg::store_frags<BR>(dst, 64 * grp, pp, live);
+    unsigned ds[KR / 16][4];
+    if (live)
+      wg::dkdv_item<S, HD, KR>(dkacc, dvacc, ds, ks, vs, q_s, do_s, l_s, d_s, sl2, grp, first,
+                               qt * KR);
+    wg::store_frags<BR>(dst, 64 * grp, ds, live);
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
     wg::bar_sync(1, 256); // both halves of dS^T are in place
     // dQ partial: the tile's 64 queries x columns DQN grp .. over the block's
