@@ -451,7 +451,17 @@ TEST(Generator, LeftHadamardClusterForm) {
   EXPECT_EQ(k->program, "halo_hql_8192x4096_fp8_cl8");
   // Persistent: 2 CTAs per SM on 132 SMs, clusters of 8.
   EXPECT_EQ(k->find("_quant")->grid.x, 33u * 8);
+  // The quantizer takes tiles in pairs (256 of them here, >= 4 per cluster)
+  // and stages a pair's first codes: 64 bytes per thread.
+  EXPECT_EQ(k->find("_absmax")->sharedBytes, 1024u * 16 * 4 + 256);
+  EXPECT_EQ(k->find("_quant")->sharedBytes, 1024u * 16 * 4 + 256 + 256 * 64);
+  EXPECT_NE(k->source.find("hadc_apply<8, halo::kFP8, false, true>"), std::string::npos);
+  p.cols = 1024; // 64 tiles: pairs would leave clusters idle
+  k = hadamardQuantizeKernel(p);
+  ASSERT_TRUE(k.ok());
   EXPECT_EQ(k->find("_quant")->sharedBytes, 1024u * 16 * 4 + 256);
+  EXPECT_EQ(k->find("_quant")->grid.x, 33u * 8);
+  EXPECT_NE(k->source.find("hadc_apply<8, halo::kFP8, false, false>"), std::string::npos);
   EXPECT_NE(k->find("_quant")->signature.find("unsigned* ws"), std::string::npos);
   EXPECT_NE(k->source.find("HALO_CLUSTER_DIMS(8)"), std::string::npos);
   p.rows = 2048; // clusters of 2
@@ -505,7 +515,7 @@ TEST(Generator, LeftHadamardWithPlainTransposed) {
   EXPECT_NE(k->find("_absmax")->signature.find("float* plainScale"), std::string::npos);
   EXPECT_NE(k->find("_quant")->signature.find("plainScale"), std::string::npos);
   EXPECT_NE(k->find("_quant")->signature.find("plainCodesT"), std::string::npos);
-  EXPECT_NE(k->source.find("hadc_apply<8, halo::kFP8, true>"), std::string::npos);
+  EXPECT_NE(k->source.find("hadc_apply<8, halo::kFP8, true, true>"), std::string::npos);
   // Only the cluster form: elsewhere the emitter keeps two quantizers.
   auto fits = [&](auto change) {
     HadamardQuantizeParams q = p;
