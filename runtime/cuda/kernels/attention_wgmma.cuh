@@ -85,6 +85,22 @@ __device__ __forceinline__ void commit() {
 __device__ __forceinline__ void wait_all() {
   asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
 }
+/// dst = src in registers of its own: a product's result is rewritten in
+/// place by the softmax, and ptxas serializes every wgmma of a function
+/// (C7515) when an accumulator is written while another group is pending.
+template <int NT>
+__device__ __forceinline__ void copy_out(float (&dst)[NT][4], const float (&src)[NT][4]) {
+#pragma unroll
+  for (int n = 0; n < NT; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      asm volatile("mov.b32 %0, %1;" : "=f"(dst[n][e]) : "f"(src[n][e]));
+}
+/// Waits until at most N committed groups are pending.
+template <int N>
+__device__ __forceinline__ void wait_pending() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
 /// Keeps the compiler from moving accesses of d across the asm around it.
 template <int NT>
 __device__ __forceinline__ void hold(float (&d)[NT][4]) {
@@ -193,6 +209,31 @@ __device__ __forceinline__ void gemm_abt(float (&acc)[NT][4], const bf16 *a, int
   commit();
   wait_all();
   hold(acc);
+}
+
+/// Issues acc = A B^T (gemm_abt's operands) without waiting.
+template <int HD, int RA, int RB, int NT>
+__device__ __forceinline__ void issue_abt(float (&acc)[NT][4], const bf16 *a, int a0,
+                                          const bf16 *b, int b0) {
+  hold(acc);
+  fence();
+#pragma unroll
+  for (int kk = 0; kk < HD / 16; ++kk)
+    mma_ss(acc, desc_k<RA>(a, a0, kk), desc_k<RB>(b, b0, kk), kk > 0);
+  commit();
+}
+
+/// Issues acc += P B (gemm_pb's operands) without waiting; p must stay
+/// unchanged until the group completes.
+template <int HD, int KR>
+__device__ __forceinline__ void issue_pb(float (&acc)[HD / 8][4], const unsigned (&p)[KR / 16][4],
+                                         const bf16 *b) {
+  hold(acc);
+  fence();
+#pragma unroll
+  for (int kk = 0; kk < KR / 16; ++kk)
+    mma_rs(acc, p[kk], desc_mn<KR>(b, kk));
+  commit();
 }
 
 /// acc += P B: P = packed A fragments (64 x KR), B = a swizzled [KR][HD] tile.
@@ -338,19 +379,35 @@ __device__ __forceinline__ void attn_wg_fwd(const bf16 *q, const bf16 *k, const 
       cp_async_commit();
     }
     const bf16 *k_s = ks + (kt & 1) * KR * HD, *v_s = vs + (kt & 1) * KR * HD;
-#pragma unroll
-    for (int m = 0; m < 2; ++m) {
-      const int r0 = first + 64 * m; // the half's first query
-      if (kt * KR > r0 + 63)
-        continue; // no key of the tile is visible to this half
-      float s[NT][4];
-      wg::gemm_abt<HD, BR, KR, NT>(s, qs, 64 * m, k_s, 0);
-      softmax_step(s, mx[m], l[m], o[m], sl2, kt * KR + KR - 1 > r0, kt * KR,
-                   r0 + 16 * warp + g);
-      unsigned p[KR / 16][4];
-      pack_a<KR>(p, s);
-      wg::gemm_pb<HD, KR>(o[m], p, v_s);
+    // Both halves' S = Q K^T are issued at once; the first half's softmax
+    // runs under the second's product, the second's under the first's P V.
+    // The second half always sees the tile; the first may not (kt * KR >
+    // first + 63: no key of the tile is visible to it).
+    const bool live0 = kt * KR <= first + 63;
+    float s0[NT][4], s1[NT][4], t[NT][4];
+    if (live0)
+      wg::issue_abt<HD, BR, KR, NT>(s0, qs, 0, k_s, 0);
+    wg::issue_abt<HD, BR, KR, NT>(s1, qs, 64, k_s, 0);
+    unsigned p0[KR / 16][4], p1[KR / 16][4];
+    if (live0) {
+      wg::wait_pending<1>();
+      wg::copy_out(t, s0);
+      softmax_step(t, mx[0], l[0], o[0], sl2, kt * KR + KR - 1 > first, kt * KR,
+                   first + 16 * warp + g);
+      pack_a<KR>(p0, t);
+      wg::issue_pb<HD, KR>(o[0], p0, v_s);
+      wg::wait_pending<1>();
+    } else {
+      wg::wait_all();
     }
+    wg::copy_out(t, s1);
+    softmax_step(t, mx[1], l[1], o[1], sl2, kt * KR + KR - 1 > first + 64, kt * KR,
+                 first + 64 + 16 * warp + g);
+    pack_a<KR>(p1, t);
+    wg::issue_pb<HD, KR>(o[1], p1, v_s);
+    wg::wait_all();
+    wg::hold(o[0]);
+    wg::hold(o[1]);
   }
   const float scale = 1.0f / sqrtf((float)HD);
 #pragma unroll
