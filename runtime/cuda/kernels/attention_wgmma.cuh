@@ -19,8 +19,9 @@
 // k16, with the column blocks R * 128 bytes apart (leading byte offset) and
 // 8-row groups 1 KiB apart (stride byte offset). Each product is issued,
 // committed and waited for before its result is used (attn_wg_bwd's dQ
-// product only polls a flag in between); the overlap comes from the other
-// warpgroup or block on the SM.
+// product only polls a flag in between; the forward issues both halves'
+// Q K^T at once and overlaps one half's softmax with the other's products);
+// the rest of the overlap comes from the other warpgroup or block on the SM.
 //
 // attn_wg_bwd (the default backward here) computes dQ inside the dK/dV
 // kernel and adds the key blocks' partials in a fixed order; attn_wg_dkdv +
@@ -340,7 +341,8 @@ __device__ __forceinline__ void dkdv_item(float (&dkacc)[HD / 8][4], float (&dva
 
 // Forward (attn_mma_fwd's geometry: 128 threads, 128 queries of (b, h) per
 // block, 64-key K and V tiles through two buffers). The one warpgroup runs
-// the two 64-query halves one after the other; Q stays in shared memory.
+// the two 64-query halves, their products interleaved; Q stays in shared
+// memory.
 template <int S, int H, int KV, int HD>
 __device__ __forceinline__ void attn_wg_fwd(const bf16 *q, const bf16 *k, const bf16 *v,
                                             bf16 *out, float *lse) {
