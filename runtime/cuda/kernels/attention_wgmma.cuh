@@ -197,22 +197,9 @@ __device__ __forceinline__ void mma_rs(float (&d)[16][4], const unsigned (&a)[4]
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(bdesc), "r"(1));
 }
 
-/// acc = A B^T: A = rows a0..a0+63 of a swizzled [RA][HD] tile, B = rows
-/// b0..b0+N-1 of a swizzled [RB][HD] tile (acc: N/8 C tiles per warp).
-template <int HD, int RA, int RB, int NT>
-__device__ __forceinline__ void gemm_abt(float (&acc)[NT][4], const bf16 *a, int a0,
-                                         const bf16 *b, int b0) {
-  hold(acc);
-  fence();
-#pragma unroll
-  for (int kk = 0; kk < HD / 16; ++kk)
-    mma_ss(acc, desc_k<RA>(a, a0, kk), desc_k<RB>(b, b0, kk), kk > 0);
-  commit();
-  wait_all();
-  hold(acc);
-}
-
-/// Issues acc = A B^T (gemm_abt's operands) without waiting.
+/// Issues acc = A B^T without waiting: A = rows a0..a0+63 of a swizzled
+/// [RA][HD] tile, B = rows b0..b0+N-1 of a swizzled [RB][HD] tile (acc: N/8
+/// C tiles per warp).
 template <int HD, int RA, int RB, int NT>
 __device__ __forceinline__ void issue_abt(float (&acc)[NT][4], const bf16 *a, int a0,
                                           const bf16 *b, int b0) {
@@ -224,8 +211,17 @@ __device__ __forceinline__ void issue_abt(float (&acc)[NT][4], const bf16 *a, in
   commit();
 }
 
-/// Issues acc += P B (gemm_pb's operands) without waiting; p must stay
-/// unchanged until the group completes.
+/// acc = A B^T (issue_abt's operands), waited for.
+template <int HD, int RA, int RB, int NT>
+__device__ __forceinline__ void gemm_abt(float (&acc)[NT][4], const bf16 *a, int a0,
+                                         const bf16 *b, int b0) {
+  issue_abt<HD, RA, RB, NT>(acc, a, a0, b, b0);
+  wait_all();
+  hold(acc);
+}
+
+/// Issues acc += P B without waiting: P = packed A fragments (64 x KR), B =
+/// a swizzled [KR][HD] tile; p must stay unchanged until the group completes.
 template <int HD, int KR>
 __device__ __forceinline__ void issue_pb(float (&acc)[HD / 8][4], const unsigned (&p)[KR / 16][4],
                                          const bf16 *b) {
@@ -237,16 +233,11 @@ __device__ __forceinline__ void issue_pb(float (&acc)[HD / 8][4], const unsigned
   commit();
 }
 
-/// acc += P B: P = packed A fragments (64 x KR), B = a swizzled [KR][HD] tile.
+/// acc += P B (issue_pb's operands), waited for.
 template <int HD, int KR>
 __device__ __forceinline__ void gemm_pb(float (&acc)[HD / 8][4], const unsigned (&p)[KR / 16][4],
                                         const bf16 *b) {
-  hold(acc);
-  fence();
-#pragma unroll
-  for (int kk = 0; kk < KR / 16; ++kk)
-    mma_rs(acc, p[kk], desc_mn<KR>(b, kk));
-  commit();
+  issue_pb<HD, KR>(acc, p, b);
   wait_all();
   hold(acc);
 }
