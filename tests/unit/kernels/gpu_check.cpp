@@ -2034,6 +2034,8 @@ GpuCheckResult runGpuChecks(const GpuCheckOptions &options, std::ostream &log) {
     guard("attention", [&] { c.attention(2, 200, 4, 2, 160, false); });
     guard("attention 8b", [&] { c.attention(4, 2048, 32, 8, 128, T); });
     guard("attention 8b", [&] { c.attention(4, 2048, 32, 8, 128, T, 8); });
+    // llama-125m's shape (head dim 64): bench's third configuration.
+    guard("attention 125m", [&] { c.attention(8, 1024, 12, 12, 64, T); });
   }
   result.checks = report.checks;
   result.failures = report.failures;
